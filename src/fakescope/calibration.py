@@ -1,0 +1,43 @@
+"""Temperature scaling and decision-threshold selection, fitted on validation data only."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
+    """The temperature T > 0 minimising validation NLL of ``logits / T`` (binary or multi-class)."""
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels))
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def nll() -> torch.Tensor:
+        opt.zero_grad()
+        s = z / log_t.exp()
+        loss = (F.binary_cross_entropy_with_logits(s, y.double()) if s.dim() == 1
+                else F.cross_entropy(s, y.long()))
+        loss.backward()
+        return loss
+
+    opt.step(nll)
+    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+
+
+def choose_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Threshold on P(label 1) maximising balanced accuracy; ties go to the one nearest 0.5."""
+    p = np.asarray(probs, np.float64)
+    y = np.asarray(labels).astype(bool)
+    if y.all() or (~y).all():
+        return 0.5
+    cands = np.unique(np.concatenate([p, [0.5]]))
+    mids = np.concatenate([(cands[:-1] + cands[1:]) / 2, [0.5]])
+    pos, neg = p[y], p[~y]
+    pos_s, neg_s = np.sort(pos), np.sort(neg)
+    tpr = 1.0 - np.searchsorted(pos_s, mids, side="left") / len(pos)
+    tnr = np.searchsorted(neg_s, mids, side="left") / len(neg)
+    bacc = (tpr + tnr) / 2
+    best = np.flatnonzero(bacc >= bacc.max() - 1e-12)
+    return float(mids[best[np.argmin(np.abs(mids[best] - 0.5))]])

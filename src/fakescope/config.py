@@ -1,0 +1,63 @@
+"""Training configuration: defaults, then a config file (JSON or TOML), then flags."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+
+@dataclass
+class TrainConfig:
+    task: str = "synthetic"  # synthetic | adversarial | classify
+    data: str = ""
+    arch: str = "fast"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: str = "sgd"  # sgd (nesterov) | adam
+    lr: float = 0.1
+    schedule: str = "onecycle"  # onecycle | constant
+    warmup: float = 0.2  # fraction of steps spent warming up (onecycle)
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    flip: bool = True
+    val_fraction: float = 0.05
+    train_limit: int = 0  # >0: use at most this many training images per class (seeded)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # 0 = torch default
+    workers: int = 0  # decode processes, 0 = auto
+    tta: bool = True  # average with the horizontal flip at evaluation
+    out: str = "runs/train"
+    resume: bool = False
+    log_every: int = 50
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a config file must hold one object/table")
+    return data
+
+
+def resolve_config(file: str | Path | None = None, **flags: Any) -> TrainConfig:
+    """Defaults ← config file ← flags (``None`` flags are ignored). Unknown keys are an error."""
+    names = {f.name for f in fields(TrainConfig)}
+    merged: dict[str, Any] = {}
+    if file:
+        merged.update(load_config_file(file))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    unknown = set(merged) - names
+    if unknown:
+        raise ValueError(f"unknown config keys: {sorted(unknown)}")
+    return TrainConfig(**merged)

@@ -1,0 +1,215 @@
+"""Dataset sources → ``ImageSet``: CIFAKE layout, two-class folders, class folders, ``.npz``, file lists."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .decode import cached_decode
+from .files import cifar_class_from_name, is_image_name
+
+_SYNTHETIC_NAMES = {"real": 0, "fake": 1, "clean": 0, "attacked": 1, "adversarial": 1, "adv": 1}
+
+
+class DataError(ValueError):
+    """A dataset is unusable; the message says what to fix."""
+
+
+@dataclass
+class ImageSet:
+    """uint8 NHWC RGB images with integer labels, optional CIFAR-10 class (-1 = unknown) and source paths."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    cifar_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    paths: list[str] = field(default_factory=list)
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fingerprint: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.cifar_class.size == 0:
+            self.cifar_class = np.full(n, -1, np.int64)
+        if self.groups.size == 0:
+            self.groups = np.arange(n, dtype=np.int64)  # each image its own source group
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: np.ndarray) -> ImageSet:
+        return ImageSet(
+            self.images[idx], self.labels[idx], self.classes, self.cifar_class[idx],
+            [self.paths[i] for i in idx] if self.paths else [], self.groups[idx], self.fingerprint,
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {c: int((self.labels == i).sum()) for i, c in enumerate(self.classes)}
+
+
+def check_balance(ds: ImageSet, max_ratio: float = 1.5) -> None:
+    """Error on empty classes; warn on imbalance beyond ``max_ratio``."""
+    counts = ds.counts()
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise DataError(f"class(es) {empty} have no images (counts: {counts})")
+    hi, lo = max(counts.values()), min(counts.values())
+    if hi / lo > max_ratio:
+        warnings.warn(f"class imbalance {hi / lo:.2f}:1 ({counts}); accuracy will be misleading, "
+                      "read balanced metrics (ROC-AUC, F1)", stacklevel=2)
+
+
+def class_dirs(root: Path, task: str) -> list[tuple[str, Path]]:
+    """The class sub-folders of ``root`` in label order (REAL/clean first for binary tasks)."""
+    subs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if task == "classify":
+        return [(d.name, d) for d in subs]
+    if len(subs) != 2:
+        raise DataError(f"{root}: a two-class folder needs exactly 2 sub-folders, found {[d.name for d in subs]}")
+    known = {d.name.lower(): d for d in subs}
+    if all(k in _SYNTHETIC_NAMES for k in known):
+        order = sorted(subs, key=lambda d: _SYNTHETIC_NAMES[d.name.lower()])
+    else:
+        order = subs
+        warnings.warn(f"{root}: folder names {[d.name for d in subs]} are not REAL/FAKE; "
+                      f"label 1 (detected) = {subs[1].name!r}", stacklevel=2)
+    return [(d.name, d) for d in order]
+
+
+def resolve_split(root: str | os.PathLike[str], split: str) -> Path:
+    """CIFAKE layout (``root/train``, ``root/test``) → that split; otherwise ``root`` itself."""
+    r = Path(root)
+    if not r.is_dir():
+        raise DataError(f"{root}: not a folder")
+    return r / split if (r / split).is_dir() else r
+
+
+def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
+                workers: int | None = None, use_cache: bool = True, progress: object | None = None) -> ImageSet:
+    """Load a CIFAKE-layout split, a two-class folder or class folders (``task='classify'``)."""
+    base = resolve_split(root, split)
+    dirs = class_dirs(base, task)
+    paths: list[str] = []
+    labels: list[int] = []
+    for i, (_name, d) in enumerate(dirs):
+        files = sorted(str(p) for p in d.rglob("*") if p.is_file() and is_image_name(p))
+        paths += files
+        labels += [i] * len(files)
+    if not paths:
+        raise DataError(f"{base}: no image files found under {[d.name for _, d in dirs]}")
+    images, ok, errors, fp = cached_decode(paths, size, workers=workers, use_cache=use_cache, progress=progress)
+    skipped = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
+    if skipped:
+        warnings.warn(f"{len(skipped)} unreadable file(s) skipped, e.g. {skipped[0][0]}: {skipped[0][1]}",
+                      stacklevel=2)
+    keep = np.flatnonzero(ok)
+    y = np.asarray(labels, np.int64)[keep]
+    cc = np.array([cifar_class_from_name(p) for p in paths], np.int64)[keep]
+    if task == "classify":
+        cc = y.copy()
+    ds = ImageSet(images[keep], y, [n for n, _ in dirs], cc, [paths[i] for i in keep], fingerprint=fp,
+                  skipped=skipped)
+    check_balance(ds)
+    return ds
+
+
+def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
+    """Validate an image array (NHWC or NCHW, uint8 or float) and return uint8 NHWC RGB.
+
+    Float arrays must be in [0, 1] (scaled by 255) or [0, 255]. Arrays whose maximum is at most 1/255 are
+    refused: they are almost certainly [0, 1] images divided by 255 a second time.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4:
+        raise DataError(f"{name}: images must be 4-D (N,H,W,C) or (N,C,H,W), got shape {a.shape}")
+    if a.shape[-1] not in (1, 3, 4) and a.shape[1] in (1, 3, 4):
+        a = a.transpose(0, 2, 3, 1)
+    if a.shape[-1] not in (1, 3, 4):
+        raise DataError(f"{name}: cannot find the channel axis in shape {a.shape}")
+    if a.dtype == np.uint8:
+        out = a
+    elif np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
+        f = a.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise DataError(f"{name}: images contain NaN or infinite values")
+        lo, hi = float(f.min(initial=0)), float(f.max(initial=0))
+        if lo < 0:
+            raise DataError(f"{name}: negative pixel values (min {lo:.3g}); pass raw images, not normalised ones")
+        if 0 < hi <= 1.0 / 255.0 + 1e-9:
+            raise DataError(f"{name}: pixel values are at most {hi:.3g}: these look like [0,1] images divided by "
+                            "255 again; pass uint8 or [0,1] floats")
+        if hi <= 1.0:
+            f = f * 255.0
+        elif hi > 255.0:
+            raise DataError(f"{name}: pixel values up to {hi:.3g}; expected [0,1] floats or [0,255]")
+        out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    else:
+        raise DataError(f"{name}: unsupported dtype {a.dtype}")
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)
+    elif out.shape[-1] == 4:
+        out = out[..., :3]
+    return np.ascontiguousarray(out)
+
+
+def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: list[str] | None = None) -> ImageSet:
+    """An ``.npz`` with ``images`` (and optional ``labels``); ``label`` sets one label for all images."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z.files:
+                raise DataError(f"{path}: no 'images' array (found {z.files})")
+            images = images_from_array(z["images"], str(path))
+            labels = z["labels"].astype(np.int64) if "labels" in z.files and label is None else None
+    except (OSError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz ({e})") from None
+    if labels is None:
+        labels = np.full(len(images), 0 if label is None else label, np.int64)
+    if len(labels) != len(images):
+        raise DataError(f"{path}: {len(labels)} labels for {len(images)} images")
+    return ImageSet(images, labels, classes or ["clean", "attacked"], paths=[f"{path}#{i}" for i in range(len(images))])
+
+
+def load_file_list(list_path: str | os.PathLike[str], size: int = 32, classes: list[str] | None = None,
+                   workers: int | None = None) -> ImageSet:
+    """A text file of ``path[,label]`` lines (relative paths are relative to the list's folder)."""
+    base = Path(list_path).parent
+    paths: list[str] = []
+    labels: list[int] = []
+    for n, line in enumerate(Path(list_path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        p, _, lab = line.partition(",")
+        paths.append(str(base / p.strip()) if not os.path.isabs(p.strip()) else p.strip())
+        try:
+            labels.append(int(lab) if lab.strip() else -1)
+        except ValueError:
+            raise DataError(f"{list_path}:{n}: label {lab.strip()!r} is not an integer") from None
+    images, ok, errors, fp = cached_decode(paths, size, workers=workers)
+    keep = np.flatnonzero(ok)
+    return ImageSet(images[keep], np.asarray(labels, np.int64)[keep], classes or ["REAL", "FAKE"],
+                    np.array([cifar_class_from_name(p) for p in paths], np.int64)[keep],
+                    [paths[i] for i in keep], fingerprint=fp,
+                    skipped=[(p, e) for p, e in zip(paths, errors, strict=True) if e])
+
+
+def load_dataset(source: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
+                 workers: int | None = None, progress: object | None = None) -> ImageSet:
+    """Dispatch on what ``source`` is: folder, ``.npz`` or file list."""
+    s = str(source)
+    if os.path.isdir(s):
+        return load_folder(s, task, size, split, workers, progress=progress)
+    if s.endswith(".npz"):
+        return load_npz(s)
+    if s.endswith((".txt", ".lst", ".csv")):
+        return load_file_list(s, size, workers=workers)
+    raise DataError(f"{s}: expected a folder, an .npz or a file list (.txt/.csv)")

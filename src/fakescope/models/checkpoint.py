@@ -1,0 +1,151 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (spec and provenance).
+
+Nothing is ever unpickled. The JSON carries the SHA-256 of the weights file, checked at every load; bundled
+checkpoints are also listed with the hashes of both files in ``weights/MANIFEST.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from .. import __version__
+from ..io import sha256_file, write_bytes, write_json
+from .net import ModelSpec, Net
+
+FORMAT = "fakescope-checkpoint/1"
+MAX_JSON_BYTES = 1 << 20
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be loaded safely; the message says why."""
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("fakescope") / "weights"))
+
+
+def list_bundled() -> list[str]:
+    manifest = bundled_dir() / "MANIFEST.json"
+    if not manifest.exists():
+        return []
+    return sorted(json.loads(manifest.read_text())["checkpoints"])
+
+
+def save_checkpoint(net: Net, path: str | os.PathLike[str], **meta: Any) -> Path:
+    """Write ``<stem>.safetensors`` then ``<stem>.json`` atomically; returns the JSON path."""
+    stem = _stem(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    write_bytes(stem.with_suffix(".safetensors"), save(state))
+    doc = {
+        "format": FORMAT,
+        "fakescope_version": __version__,
+        "spec": net.spec.to_dict(),
+        "weights_file": stem.with_suffix(".safetensors").name,
+        "weights_sha256": sha256_file(stem.with_suffix(".safetensors")),
+        **meta,
+    }
+    write_json(stem.with_suffix(".json"), doc)
+    return stem.with_suffix(".json")
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    """A bundled name (``fast``, ``best``...) or a path to ``.json``/``.safetensors``/stem → the JSON path."""
+    s = str(name_or_path)
+    if s in list_bundled():
+        return bundled_dir() / f"{s}.json"
+    p = Path(s)
+    if p.is_dir():
+        p = p / "model"
+    stem = _stem(p)
+    if not stem.with_suffix(".json").exists():
+        hint = f" (bundled: {', '.join(list_bundled()) or 'none'})"
+        raise CheckpointError(f"no checkpoint at {s!r}: expected {stem.with_suffix('.json')}{hint}")
+    return stem.with_suffix(".json")
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse and validate a checkpoint's JSON (size-limited, schema-checked)."""
+    jpath = resolve(path)
+    if jpath.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{jpath}: metadata larger than {MAX_JSON_BYTES} bytes")
+    try:
+        doc = json.loads(jpath.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{jpath}: metadata is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{jpath}: not a fakescope checkpoint (format must be {FORMAT!r})")
+    if not isinstance(doc.get("spec"), dict):
+        raise CheckpointError(f"{jpath}: metadata has no 'spec' object")
+    try:
+        ModelSpec.from_dict(doc["spec"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{jpath}: {e}") from None
+    return doc
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Net, dict]:
+    """Load a model safely: verify hashes, refuse pickles, check architecture and tensor shapes."""
+    jpath = resolve(path)
+    doc = read_metadata(jpath)
+    wname = doc.get("weights_file")
+    if not isinstance(wname, str) or Path(wname).name != wname:
+        raise CheckpointError(f"{jpath}: 'weights_file' must be a bare file name next to the JSON")
+    wpath = jpath.parent / wname
+    if not wpath.exists():
+        raise CheckpointError(f"{jpath}: weights file {wpath} is missing")
+    with open(wpath, "rb") as fh:
+        head = fh.read(4)
+    if any(head.startswith(m) for m in _PICKLE_MAGIC):
+        raise CheckpointError(f"{wpath}: looks like a pickle/torch.save file; fakescope only loads safetensors")
+    _verify_hashes(jpath, wpath, doc)
+    spec = ModelSpec.from_dict(doc["spec"])
+    try:
+        net = Net(spec)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{jpath}: cannot build architecture: {e}") from None
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{wpath}: not a readable safetensors file ({e})") from None
+    expected = net.state_dict()
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or extra:
+        raise CheckpointError(
+            f"{wpath}: weights do not match architecture {spec.arch!r} (missing {missing[:3]}, unexpected {extra[:3]})"
+        )
+    for k, v in expected.items():
+        if state[k].shape != v.shape or state[k].dtype != v.dtype:
+            raise CheckpointError(
+                f"{wpath}: tensor {k!r} is {tuple(state[k].shape)} {state[k].dtype}, "
+                f"architecture expects {tuple(v.shape)} {v.dtype}"
+            )
+        if v.is_floating_point() and not torch.isfinite(state[k]).all():
+            raise CheckpointError(f"{wpath}: tensor {k!r} holds NaN or infinite values")
+    net.load_state_dict(state)
+    net.to(device).eval()
+    return net, doc
+
+
+def _verify_hashes(jpath: Path, wpath: Path, doc: dict[str, Any]) -> None:
+    digest = sha256_file(wpath)
+    if doc.get("weights_sha256") != digest:
+        raise CheckpointError(f"{wpath}: SHA-256 does not match the metadata (corrupted or tampered weights)")
+    if jpath.parent.resolve() == bundled_dir().resolve():
+        manifest = json.loads((bundled_dir() / "MANIFEST.json").read_text())
+        entry = manifest["checkpoints"].get(jpath.stem)
+        if entry is None or entry["json_sha256"] != sha256_file(jpath) or entry["weights_sha256"] != digest:
+            raise CheckpointError(f"{jpath}: bundled checkpoint does not match weights/MANIFEST.json (tampered?)")
+
+
+def _stem(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p

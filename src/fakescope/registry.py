@@ -1,0 +1,41 @@
+"""One registry pattern for models, attacks and detectors: a decorator plus ``create``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name → factory mapping. ``@REG.register("name")`` adds a factory, ``REG.create(name, **kw)`` calls it."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._factories: dict[str, Callable[..., T]] = {}
+        self._docs: dict[str, str] = {}
+
+    def register(self, name: str, doc: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def deco(fn: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._factories[name] = fn
+            self._docs[name] = doc or (fn.__doc__ or "").strip().split("\n")[0]
+            return fn
+
+        return deco
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        if name not in self._factories:
+            raise KeyError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+        return self._factories[name](**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def describe(self, name: str) -> str:
+        return self._docs.get(name, "")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
