@@ -1,12 +1,15 @@
-"""The ``fakescope`` command line: a thin layer over the Python API (``fakescope.api``)."""
+"""The ``fakescope`` command line: a thin layer over the Python API. Exit codes: 0 ok, 1 some files failed,
+2 usage or input error."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from .models import list_models
+from .models import list_bundled, list_models
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +27,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, dest="weight_decay")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
     p.add_argument("--no-flip", action="store_false", dest="flip", default=None)
+    p.add_argument("--no-tta", action="store_false", dest="tta", default=None,
+                   help="do not average with the horizontal flip at inference (2x faster scans)")
     p.add_argument("--image-size", type=int, dest="image_size")
     p.add_argument("--width", type=int, help="architecture width (fast/best)")
     p.add_argument("--val-fraction", type=float, dest="val_fraction")
@@ -36,11 +41,58 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_scan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="verdicts for files, folders and globs")
+    p.add_argument("paths", nargs="+", help="files, folders (recursive) or glob patterns")
+    p.add_argument("--model", action="append", help=f"bundled name ({', '.join(list_bundled())}) or checkpoint "
+                   "path; repeat to run several models (e.g. both tasks) in one scan")
+    p.add_argument("--task", choices=["synthetic", "adversarial", "both"],
+                   help="pick the bundled model(s) for a task when --model is not given")
+    p.add_argument("--threshold", type=float, help="override the calibrated threshold")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON lines on stdout instead of the table")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout instead of the table")
+    p.add_argument("--output", help="append rows to this .jsonl as the scan goes (see --resume)")
+    p.add_argument("--resume", action="store_true", help="skip files already in --output")
+    p.add_argument("--save", action="append", default=[], help="also write all rows to FILE (.csv or .json[l])")
+    p.add_argument("--max-rows", type=int, default=60, help="rows shown in the table (all go to files)")
+    p.add_argument("--workers", type=int, help="decode processes (default: 2 for big scans)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fakescope", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fakescope", description="Detect AI-generated and adversarial images.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_scan(sub)
+    p = sub.add_parser("demo", help="scan the bundled sample images with the bundled models")
+    p.add_argument("--model", default="fast")
+    p.add_argument("--out", default="fakescope-demo", help="folder for results.jsonl and results.csv")
+    p = sub.add_parser("evaluate", help="metrics and plots of a model on a labelled dataset")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", help="split of a CIFAKE-layout folder (default test)")
+    p.add_argument("--out", help="folder for metrics.json, predictions.csv and plots")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    p = sub.add_parser("reproduce", help="reproduce the seed notebook's experiments")
+    p.add_argument("experiment", choices=["cifake"])
+    p.add_argument("--data", required=True, help="the CIFAKE folder (train/ and test/)")
+    p.add_argument("--out", default="runs/reproduce-cifake")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--no-full", action="store_false", dest="full", help="skip training seed-cnn on all data")
+    p.add_argument("--best-model", default="best")
+    sub.add_parser("models", help="list architectures and bundled checkpoints")
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("model")
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+        print(f"fakescope {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train":
         from .config import resolve_config
         from .train import fit
@@ -50,9 +102,54 @@ def main(argv: Sequence[str] | None = None) -> int:
             flags["arch_kwargs"] = {"width": args.width}
         cfg = resolve_config(args.config, **flags)
         metrics = fit(cfg, quiet=args.quiet)
-        print(f"saved {cfg.out}/model.safetensors (+.json); validation accuracy {metrics['val_acc']:.4f}")
+        print(f"saved {cfg.out}/model.safetensors (+ .json); validation accuracy {metrics['val_acc']:.4f}")
+        return 0
+    if args.command == "scan":
+        from .commands import run_scan
+
+        models = args.model or _task_models(args.task)
+        return run_scan(args.paths, models, threshold=args.threshold, as_json=args.json, as_csv=args.csv,
+                        output=args.output, resume=args.resume, save=args.save, max_rows=args.max_rows,
+                        workers=args.workers)
+    if args.command == "demo":
+        from .commands import run_demo
+
+        return run_demo(args.model, args.out)
+    if args.command == "evaluate":
+        from .evaluate import evaluate, format_metrics
+
+        m = evaluate(args.model, args.data, out=args.out, split=args.split, threshold=args.threshold)
+        print(json.dumps(m, indent=2) if args.json else format_metrics(m))
+        return 0
+    if args.command == "reproduce":
+        from .reproduce import format_reproduce, reproduce_cifake
+
+        r = reproduce_cifake(args.data, args.out, seeds=args.seeds, full=args.full, best_model=args.best_model)
+        print(format_reproduce(r))
+        print(f"\nwritten: {Path(args.out) / 'reproduce.json'}")
+        return 0
+    if args.command == "models":
+        from .commands import list_all
+
+        print(list_all())
+        return 0
+    if args.command == "info":
+        from .detector import Detector
+
+        print(json.dumps(Detector.load(args.model).describe(), indent=2))
         return 0
     return 2
+
+
+def _task_models(task: str | None) -> list[str]:
+    bundled = list_bundled()
+    if task in (None, "synthetic"):
+        return ["fast"]
+    wanted = {"adversarial": ["adversarial"], "both": ["fast", "adversarial"]}[task]
+    missing = [m for m in wanted if m not in bundled]
+    if missing:
+        raise ValueError(f"no bundled model for {missing}; pass --model PATH (bundled: {', '.join(bundled)})")
+    return wanted
 
 
 if __name__ == "__main__":

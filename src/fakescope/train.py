@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -114,8 +115,6 @@ def _save_state(run: Path, net: Net, opt: torch.optim.Optimizer, epoch: int, ste
 
 
 def _load_state(run: Path, net: Net, opt: torch.optim.Optimizer) -> tuple[int, int]:
-    import json
-
     meta = json.loads((run / "last.json").read_text())
     tensors = load_file(str(run / "last.safetensors"))
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -174,8 +173,8 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     if start_epoch == 0 and history.exists():
         history.unlink()
     elif history.exists():  # drop step lines from the epoch that was interrupted
-        kept = [r for r in read_jsonl(history) if r.get("epoch", 0) < start_epoch]
-        write_bytes(history, "".join(__import__("json").dumps(r) + "\n" for r in kept).encode())
+        kept = [r for r in read_jsonl(history) if r.get("epoch", 0) <= start_epoch]
+        write_bytes(history, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     for epoch in range(start_epoch, cfg.epochs):
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
@@ -195,7 +194,7 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
                 run_loss, run_acc = run_loss + m["loss"], run_acc + m["acc"]
                 bar.update(loss=run_loss / (i + 1), acc=run_acc / (i + 1))
                 if cfg.log_every and step % cfg.log_every == 0:
-                    append_jsonl(history, {"kind": "step", "epoch": epoch, "step": step,
+                    append_jsonl(history, {"kind": "step", "epoch": epoch + 1, "step": step,
                                            "lr": opt.param_groups[0]["lr"], **m})
         ev = evaluate_split(net, val)
         rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": run_loss / steps_per_epoch,

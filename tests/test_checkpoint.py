@@ -1,0 +1,159 @@
+"""Checkpoints: bit-exact round trip, and every tampering case gives a clear CheckpointError."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from fakescope.io import sha256_file
+from fakescope.models import CheckpointError, ModelSpec, Net, list_models, load_checkpoint, save_checkpoint
+from fakescope.models import checkpoint as ckpt
+
+
+def make(tmp_path: Path, arch: str = "fast") -> Path:
+    torch.manual_seed(0)
+    net = Net(ModelSpec(arch=arch, threshold=0.42, temperature=1.7))
+    net.train()
+    net(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))  # move BN running stats off their defaults
+    return save_checkpoint(net.eval(), tmp_path / "m", metrics={"val_acc": 0.9})
+
+
+def edit_json(path: Path, fn) -> None:  # noqa: ANN001
+    doc = json.loads(path.read_text())
+    fn(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_round_trip_is_bit_exact(tmp_path: Path, arch: str) -> None:
+    torch.manual_seed(0)
+    net = Net(ModelSpec(arch=arch, threshold=0.42, temperature=1.7)).eval()
+    j = save_checkpoint(net, tmp_path / "m")
+    loaded, meta = load_checkpoint(j)
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b), k
+    assert loaded.spec == net.spec and meta["spec"]["threshold"] == 0.42
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(net.logits(x), loaded.logits(x))
+    # loading by stem and by .safetensors path works too
+    load_checkpoint(tmp_path / "m")
+    load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_pickle_is_refused_without_unpickling(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204
+            return (Path.touch, (sentinel,))
+
+    (tmp_path / "m.safetensors").write_bytes(pickle.dumps(Evil(), protocol=4))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(j)
+    assert not sentinel.exists()
+
+
+def test_torch_save_zip_is_refused(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    torch.save({"x": torch.zeros(1)}, tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(j)
+
+
+def test_truncated_weights(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    w = tmp_path / "m.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    edit_json(j, lambda d: d.update(weights_sha256=sha256_file(w)))
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_checkpoint(j)
+
+
+def test_modified_weights_fail_the_hash(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    w = tmp_path / "m.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(j)
+
+
+def test_mismatched_architecture(tmp_path: Path) -> None:
+    j = make(tmp_path, "fast")
+    edit_json(j, lambda d: d["spec"].update(arch="seed-cnn"))
+    with pytest.raises(CheckpointError, match="do not match architecture"):
+        load_checkpoint(j)
+
+
+def test_wrong_shapes(tmp_path: Path) -> None:
+    j = make(tmp_path, "fast")
+    edit_json(j, lambda d: d["spec"].update(arch_kwargs={"width": 8}))
+    with pytest.raises(CheckpointError, match="architecture expects"):
+        load_checkpoint(j)
+
+
+def test_nan_weights(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    net, _ = load_checkpoint(j)
+    sd = {k: v.clone() for k, v in net.state_dict().items()}
+    first = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[first][..., 0] = float("nan")
+    save_file(sd, str(tmp_path / "m.safetensors"))
+    edit_json(j, lambda d: d.update(weights_sha256=sha256_file(tmp_path / "m.safetensors")))
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_checkpoint(j)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda d: d["spec"].update(threshold=7), "threshold"),
+    (lambda d: d["spec"].update(temperature=-1), "temperature"),
+    (lambda d: d["spec"].update(arch="no-such-arch"), "arch"),
+    (lambda d: d["spec"].update(evil="1"), "unknown model spec fields"),
+    (lambda d: d["spec"].update(image_size="32"), "image_size"),
+    (lambda d: d.update(format="other/1"), "not a fakescope checkpoint"),
+    (lambda d: d.pop("spec"), "spec"),
+    (lambda d: d.update(weights_file="../../etc/passwd"), "bare file name"),
+    (lambda d: d.update(weights_file="missing.safetensors"), "missing"),
+])
+def test_tampered_metadata(tmp_path: Path, edit, match: str) -> None:  # noqa: ANN001
+    j = make(tmp_path)
+    edit_json(j, edit)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(j)
+
+
+def test_invalid_json_and_missing(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    j.write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(j)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "absent")
+
+
+def test_bundled_weights_verified_against_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make(tmp_path)
+    manifest = {"checkpoints": {"m": {"json_sha256": sha256_file(tmp_path / "m.json"),
+                                      "weights_sha256": sha256_file(tmp_path / "m.safetensors")}}}
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(ckpt, "bundled_dir", lambda: tmp_path)
+    net, _ = load_checkpoint("m")  # by bundled name
+    assert net.spec.threshold == 0.42
+    edit_json(tmp_path / "m.json", lambda d: d["spec"].update(threshold=0.01))
+    with pytest.raises(CheckpointError, match="MANIFEST"):
+        load_checkpoint("m")
+
+
+@pytest.mark.parametrize("name", ["fast", "best"])
+def test_shipped_checkpoints_load(name: str) -> None:
+    if name not in ckpt.list_bundled():
+        pytest.fail(f"bundled checkpoint {name!r} is missing from the package")
+    net, meta = load_checkpoint(name)
+    assert meta["spec"]["task"] == "synthetic" and net.spec.image_size == 32

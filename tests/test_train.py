@@ -1,0 +1,125 @@
+"""Training: loss goes down, seeds are reproducible, resume equals an uninterrupted run, config precedence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakescope.calibration import choose_threshold, fit_temperature
+from fakescope.config import TrainConfig, resolve_config
+from fakescope.data import load_dataset
+from fakescope.io import read_jsonl
+from fakescope.models import ModelSpec, Net, load_checkpoint
+from fakescope.train import fit, lr_at, make_optimizer, train_step
+
+
+def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
+    base = dict(data=str(data), arch="fast", arch_kwargs={"width": 8}, epochs=2, batch_size=8, lr=0.05, val_fraction=0.2,
+                out=str(out), log_every=1, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_a_few_steps_lower_the_loss(cifake_tiny: Path) -> None:
+    ds = load_dataset(cifake_tiny, "synthetic", 32, "train")
+    torch.manual_seed(0)
+    net = Net(ModelSpec(arch="fast", arch_kwargs={"width": 8}))
+    cfg = TrainConfig(lr=0.01, optimizer="adam", label_smoothing=0.0)
+    opt = make_optimizer(cfg, net)
+    x = torch.from_numpy(ds.images).permute(0, 3, 1, 2)
+    y = torch.from_numpy(ds.labels)
+    first = train_step(net, opt, x, y, cfg, amp=False)["loss"]
+    for _ in range(15):
+        last = train_step(net, opt, x, y, cfg, amp=False)["loss"]
+    assert last < 0.7 * first
+
+
+def test_fit_writes_a_complete_run(cifake_tiny: Path, tmp_path: Path) -> None:
+    m = fit(tiny_cfg(tmp_path / "run", cifake_tiny), quiet=True)
+    run = tmp_path / "run"
+    for f in ("config.json", "history.jsonl", "model.json", "model.safetensors", "last.json", "curves.png",
+              "metrics.json"):
+        assert (run / f).exists(), f
+    hist = read_jsonl(run / "history.jsonl")
+    assert [r["epoch"] for r in hist if r["kind"] == "epoch"] == [1, 2]
+    assert all(np.isfinite(r["loss"]) for r in hist if r["kind"] == "step")
+    net, meta = load_checkpoint(run / "model.json")
+    assert 0 <= net.spec.threshold <= 1 and net.spec.temperature > 0
+    assert meta["train_config"]["arch"] == "fast" and meta["data_fingerprint"]
+    assert 0 <= m["val_acc"] <= 1
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        fit(tiny_cfg(run, cifake_tiny), quiet=True)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    net, _ = load_checkpoint(path)
+    return net.state_dict()
+
+
+def test_same_seed_same_result(cifake_tiny: Path, tmp_path: Path) -> None:
+    fit(tiny_cfg(tmp_path / "a", cifake_tiny), quiet=True)
+    fit(tiny_cfg(tmp_path / "b", cifake_tiny), quiet=True)
+    wa, wb = _weights(tmp_path / "a" / "model.json"), _weights(tmp_path / "b" / "model.json")
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_resume_continues_from_last_complete_epoch(cifake_tiny: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import fakescope.train as tr
+
+    fit(tiny_cfg(tmp_path / "full", cifake_tiny, epochs=3), quiet=True)
+    calls = {"n": 0}
+    real = tr._save_state
+
+    def crash_after_two(run: Path, *a: object) -> None:
+        real(run, *a)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill after epoch 2")
+
+    monkeypatch.setattr(tr, "_save_state", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3), quiet=True)
+    monkeypatch.setattr(tr, "_save_state", real)
+    assert json.loads((tmp_path / "part" / "last.json").read_text())["epoch"] == 2
+    fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3, resume=True), quiet=True)
+    wa, wb = _weights(tmp_path / "full" / "model.json"), _weights(tmp_path / "part" / "model.json")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+    epochs = [r["epoch"] for r in read_jsonl(tmp_path / "part" / "history.jsonl") if r["kind"] == "epoch"]
+    assert epochs == [1, 2, 3]
+
+
+def test_config_precedence(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('epochs = 7\nlr = 0.3\narch = "best"\n')
+    cfg = resolve_config(tmp_path / "c.toml", lr=0.01, epochs=None)
+    assert (cfg.epochs, cfg.lr, cfg.arch, cfg.batch_size) == (7, 0.01, "best", TrainConfig().batch_size)
+    (tmp_path / "bad.json").write_text('{"epochz": 3}')
+    with pytest.raises(ValueError, match="unknown config keys"):
+        resolve_config(tmp_path / "bad.json")
+
+
+def test_lr_schedule_shape() -> None:
+    cfg = TrainConfig(lr=1.0, warmup=0.2)
+    lrs = [lr_at(cfg, s, 100) for s in range(100)]
+    assert max(lrs) == pytest.approx(1.0, abs=0.02) and lrs[0] < 0.2 and lrs[-1] < 0.05
+    assert lr_at(TrainConfig(lr=0.1, schedule="constant"), 50, 100) == 0.1
+
+
+def test_temperature_and_threshold() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    true_logit = (2 * y - 1) * 1.5 + rng.normal(0, 1.5, 4000)
+    t = fit_temperature(true_logit * 4, y)  # 4x the signal; the Bayes log-odds are (4/3) x signal
+    assert 2.5 < t < 3.5  # calibrated log-odds are 4/3 of the signal, so T = 3
+    p = 1 / (1 + np.exp(-true_logit))
+    thr = choose_threshold(p, y)
+    assert 0.3 < thr < 0.7
+    shifted = choose_threshold(np.clip(p + 0.3, 0, 1), y)  # a biased scorer gets a shifted threshold
+    assert shifted > thr + 0.15
