@@ -14,7 +14,7 @@ from fakescope.config import TrainConfig, resolve_config
 from fakescope.data import load_dataset
 from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint
-from fakescope.train import fit, lr_at, make_optimizer, train_step
+from fakescope.training import fit, lr_at, make_optimizer, train_step
 
 
 def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
@@ -71,7 +71,7 @@ def test_same_seed_same_result(cifake_tiny: Path, tmp_path: Path) -> None:
 
 def test_resume_continues_from_last_complete_epoch(cifake_tiny: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import fakescope.train as tr
+    import fakescope.training as tr
 
     fit(tiny_cfg(tmp_path / "full", cifake_tiny, epochs=3), quiet=True)
     calls = {"n": 0}

@@ -57,6 +57,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save", action="append", default=[], help="also write all rows to FILE (.csv or .json[l])")
     p.add_argument("--max-rows", type=int, default=60, help="rows shown in the table (all go to files)")
     p.add_argument("--workers", type=int, help="decode processes (default: 2 for big scans)")
+    p.add_argument("--chunk", type=int, default=512, help="files decoded and written per step")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train":
         from .config import resolve_config
-        from .train import fit
+        from .training import fit
 
         flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "width")}
         if args.width:
@@ -110,7 +111,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         models = args.model or _task_models(args.task)
         return run_scan(args.paths, models, threshold=args.threshold, as_json=args.json, as_csv=args.csv,
                         output=args.output, resume=args.resume, save=args.save, max_rows=args.max_rows,
-                        workers=args.workers)
+                        workers=args.workers, chunk=args.chunk)
     if args.command == "demo":
         from .commands import run_demo
 

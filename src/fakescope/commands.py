@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from .io import write_text
-from .scan import Verdict, scan, to_csv, to_jsonl
+from .scanning import Verdict, scan, to_csv, to_jsonl
 
 
 def samples_dir() -> Path:
@@ -51,7 +51,7 @@ def summarise(rows: list[Verdict]) -> str:
 
 def run_scan(paths: list[str], models: list[str], threshold: float | None = None, as_json: bool = False,
              as_csv: bool = False, output: str | None = None, resume: bool = False, save: list[str] | None = None,
-             max_rows: int = 60, workers: int | None = None) -> int:
+             max_rows: int = 60, workers: int | None = None, chunk: int = 512) -> int:
     """Scan and print; returns the exit code (1 when any file could not be read)."""
     header = [True]
 
@@ -64,7 +64,7 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
             header[0] = False
         sys.stdout.flush()
 
-    rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers,
+    rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
                 on_rows=stream if (as_json or as_csv) else None)
     if not (as_json or as_csv):
         render_table(rows, max_rows)

@@ -17,10 +17,13 @@ import torch
 from .data import images_from_array
 from .infer import calibrated, predict_logits
 from .models import Net, list_bundled, load_checkpoint, resolve
+from .models.fuse import fuse_for_inference
 
 
 @dataclass
 class Detector:
+    """A model ready for inference (BatchNorm folded, eval mode) with its checkpoint metadata."""
+
     net: Net
     meta: dict[str, Any]
     name: str
@@ -29,6 +32,7 @@ class Detector:
     def load(cls, model: str | os.PathLike[str] = "fast", device: str = "cpu") -> Detector:
         """Load a bundled model by name (``fast``, ``best``...) or a checkpoint path (.json/.safetensors/stem)."""
         net, meta = load_checkpoint(model, device)
+        net = fuse_for_inference(net).to(memory_format=torch.channels_last)
         s = str(model)
         name = s if s in list_bundled() else str(resolve(s).with_suffix(""))
         return cls(net, meta, name)

@@ -42,7 +42,7 @@ def reproduce_cifake(data: str, out: str = "runs/reproduce-cifake", seeds: int =
     """Run the three steps; writes ``out/reproduce.json`` and returns the figures."""
     from .detector import Detector
     from .evaluate import evaluate_arrays
-    from .train import fit
+    from .training import fit
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     root = Path(out)

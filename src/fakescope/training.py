@@ -98,7 +98,11 @@ def _subsample(ds: ImageSet, per_class: int, seed: int) -> ImageSet:
 
 
 def _save_state(run: Path, net: Net, opt: torch.optim.Optimizer, epoch: int, step: int) -> None:
-    """Training state (model + optimizer) as safetensors + JSON, written atomically; JSON last = commit."""
+    """Training state (model + optimizer) as ``state-EPOCH.safetensors``, then ``last.json`` naming it.
+
+    ``last.json`` is the commit record: it is replaced atomically only after its weights file is complete, so a
+    kill at any instant leaves a consistent (weights, metadata) pair. Older state files are removed afterwards.
+    """
     sd = opt.state_dict()
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     scalars: dict[str, Any] = {}
@@ -108,15 +112,22 @@ def _save_state(run: Path, net: Net, opt: torch.optim.Optimizer, epoch: int, ste
                 tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{k}"] = v
-    write_bytes(run / "last.safetensors", save(tensors))
-    write_json(run / "last.json", {"epoch": epoch, "step": step, "opt_scalars": scalars,
+    name = f"state-{epoch}.safetensors"
+    write_bytes(run / name, save(tensors))
+    write_json(run / "last.json", {"epoch": epoch, "step": step, "state_file": name, "opt_scalars": scalars,
                                    "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                                     for g in sd["param_groups"]]})
+    for old in run.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def _load_state(run: Path, net: Net, opt: torch.optim.Optimizer) -> tuple[int, int]:
     meta = json.loads((run / "last.json").read_text())
-    tensors = load_file(str(run / "last.safetensors"))
+    name = meta["state_file"]
+    if Path(name).name != name:
+        raise ValueError(f"{run / 'last.json'}: state_file must be a bare file name")
+    tensors = load_file(str(run / name))
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     sd = opt.state_dict()
     state: dict[int, dict[str, Any]] = {}
@@ -196,10 +207,11 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
                 if cfg.log_every and step % cfg.log_every == 0:
                     append_jsonl(history, {"kind": "step", "epoch": epoch + 1, "step": step,
                                            "lr": opt.param_groups[0]["lr"], **m})
+        train_seconds = time.perf_counter() - t0
         ev = evaluate_split(net, val)
         rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": run_loss / steps_per_epoch,
                "train_acc": run_acc / steps_per_epoch, "val_loss": ev["loss"], "val_acc": ev["acc"],
-               "seconds": time.perf_counter() - t0}
+               "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
         append_jsonl(history, rec)
         _save_state(run, net, opt, epoch + 1, step)
         say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "

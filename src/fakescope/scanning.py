@@ -88,6 +88,17 @@ def scan_iter(inputs: list[str], models: list[Detector], threshold: float | None
         yield rows
 
 
+def drop_torn_tail(output: str | os.PathLike[str]) -> None:
+    """Cut a partial last line left by a crash, so appended rows start on a fresh line."""
+    p = Path(output)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    with open(p, "rb+") as fh:
+        data = fh.read()
+        if not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def done_keys(output: str | os.PathLike[str]) -> set[tuple[str, str]]:
     """(path, model) pairs already written to a JSON-lines output (torn last line ignored)."""
     return {(r["path"], r["model"]) for r in read_jsonl(output) if "path" in r and "model" in r}
@@ -103,6 +114,8 @@ def scan(inputs: list[str], models: list[str | Detector] | str | Detector = "fas
     if isinstance(models, (str, Detector)):
         models = [models]
     dets = [m if isinstance(m, Detector) else Detector.load(m) for m in models]
+    if output and resume:
+        drop_torn_tail(output)
     skip = done_keys(output) if (output and resume) else set()
     if output and not resume and Path(output).exists():
         raise FileExistsError(f"{output} exists; pass resume=True (--resume) to continue it, or remove it")
