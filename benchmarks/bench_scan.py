@@ -72,7 +72,8 @@ def main() -> None:
         res[k] = {"whole_process_img_per_s": n / statistics.median(whole[k]),
                   "in_process_img_per_s": n / statistics.median(inproc[k]),
                   "whole_seconds": whole[k], "in_process_seconds": inproc[k]}
-    res["ratio_in_process_vs_seed_cnn"] = res[args.model]["in_process_img_per_s"] / res["seed-cnn"]["in_process_img_per_s"]
+    speed = {k: res[k]["in_process_img_per_s"] for k in models}
+    res["ratio_in_process_vs_seed_cnn"] = speed[args.model] / speed["seed-cnn"]
     write_json(args.out, res)
     for k in models:
         print(f"{k}: {res[k]['whole_process_img_per_s']:.0f} img/s whole process, "

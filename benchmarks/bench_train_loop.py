@@ -10,7 +10,6 @@ only, no validation) and the ratio fakescope / bare.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile

@@ -18,8 +18,8 @@ from fakescope.training import fit, lr_at, make_optimizer, train_step
 
 
 def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
-    base = dict(data=str(data), arch="fast", arch_kwargs={"width": 8}, epochs=2, batch_size=8, lr=0.05, val_fraction=0.2,
-                out=str(out), log_every=1, seed=1)
+    base = dict(data=str(data), arch="fast", arch_kwargs={"width": 8}, epochs=2, batch_size=8, lr=0.05,
+                val_fraction=0.2, out=str(out), log_every=1, seed=1)
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
