@@ -9,6 +9,7 @@ Conventions (documented in the README):
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ RESAMPLE = {
 }
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+# formats whose EXIF block, when present, is always exposed as im.info["exif"] after load()
+_EXIF_IN_INFO = {"JPEG", "PNG", "WEBP"}
 
 
 class ImageError(ValueError):
@@ -58,7 +63,9 @@ def decode_image(
     if st.st_size > MAX_BYTES:
         raise ImageError(f"file too large ({st.st_size} bytes > {MAX_BYTES})")
     try:
-        with open(p, "rb") as fh, Image.open(fh) as im:
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)  # one read; Pillow then parses from memory
+        with Image.open(io.BytesIO(data)) as im:
             return _decode_open(im, size, resample, ood_factor)
     except ImageError:
         raise
@@ -77,11 +84,12 @@ def _decode_open(im: Image.Image, size: int | None, resample: str, ood_factor: f
         raise ImageError(f"invalid dimensions {w}x{h}")
     if w * h > MAX_PIXELS:
         raise ImageError(f"refused before decoding: {w}x{h} = {w * h} pixels exceeds the {MAX_PIXELS} limit")
-    if size is not None and fmt == "JPEG":
-        im.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale of big JPEGs; no effect at 32x32
+    if size is not None and fmt == "JPEG" and min(w, h) > size * 2:
+        im.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale of big JPEGs before decoding
     im.seek(0)
     im.load()
-    im = ImageOps.exif_transpose(im) or im
+    if "exif" in im.info or fmt not in _EXIF_IN_INFO:
+        im = ImageOps.exif_transpose(im) or im
     arr = _to_rgb(im)
     info = DecodeInfo(width=w, height=h, format=fmt)
     if size is not None:
