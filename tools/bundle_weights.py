@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from fakescope.evaluate import evaluate
+from fakescope.evaluation import evaluate
 from fakescope.io import sha256_file, write_json
 from fakescope.models.checkpoint import bundled_dir
 

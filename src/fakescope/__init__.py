@@ -22,7 +22,7 @@ def train(config: TrainConfig | None = None, **kwargs: object) -> dict:
 
 def evaluate(model: str, data: str, **kwargs: object) -> dict:
     """Metrics of ``model`` on a labelled dataset (see ``fakescope.evaluate.evaluate``)."""
-    from .evaluate import evaluate as _evaluate
+    from .evaluation import evaluate as _evaluate
 
     return _evaluate(model, data, **kwargs)
 

@@ -82,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--no-full", action="store_false", dest="full", help="skip training seed-cnn on all data")
     p.add_argument("--best-model", default="best")
+    p = sub.add_parser("explain", help="Grad-CAM and Integrated Gradients overlays with the verdict")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", default="fast")
+    p.add_argument("--out", default="explain")
+    p.add_argument("--method", action="append", choices=_explainers(), help="repeat for several (default: all)")
+    p.add_argument("--upscale", type=int, default=8, help="pixel size of the 32x32 input in the PNG")
     sub.add_parser("models", help="list architectures and bundled checkpoints")
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -117,7 +123,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.model, args.out)
     if args.command == "evaluate":
-        from .evaluate import evaluate, format_metrics
+        from .evaluation import evaluate, format_metrics
 
         m = evaluate(args.model, args.data, out=args.out, split=args.split, threshold=args.threshold)
         print(json.dumps(m, indent=2) if args.json else format_metrics(m))
@@ -129,6 +135,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(format_reproduce(r))
         print(f"\nwritten: {Path(args.out) / 'reproduce.json'}")
         return 0
+    if args.command == "explain":
+        from .explain import explain
+
+        results = explain(args.images, model=args.model, out=args.out, methods=args.method, upscale=args.upscale)
+        for r in results:
+            print(f"{r['path']}: " + (f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.3f} "
+                                      f"-> {r['png']}"))
+        print(f"written: {Path(args.out) / 'explanations.json'}")
+        return 1 if any(r["error"] for r in results) else 0
     if args.command == "models":
         from .commands import list_all
 
@@ -140,6 +155,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(Detector.load(args.model).describe(), indent=2))
         return 0
     return 2
+
+
+def _explainers() -> list[str]:
+    from .explain import list_explainers
+
+    return list_explainers()
 
 
 def _task_models(task: str | None) -> list[str]:

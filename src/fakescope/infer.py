@@ -10,7 +10,10 @@ from .models.net import Net
 
 def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 NHWC numpy → uint8 NCHW channels_last tensor (no copy of pixel data on CPU)."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    arr = np.ascontiguousarray(images)
+    if not arr.flags.writeable:  # e.g. arrays straight from Pillow; torch wants writable memory
+        arr = arr.copy()
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2)
     return t.to(device)
 
 

@@ -41,7 +41,7 @@ def reproduce_cifake(data: str, out: str = "runs/reproduce-cifake", seeds: int =
                      best_model: str = "best", quiet: bool = False) -> dict[str, Any]:
     """Run the three steps; writes ``out/reproduce.json`` and returns the figures."""
     from .detector import Detector
-    from .evaluate import evaluate_arrays
+    from .evaluation import evaluate_arrays
     from .training import fit
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))

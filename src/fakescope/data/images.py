@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 50_000_000  # ~7000x7000; above this an image is refused before decoding (decompression bombs)
 MAX_BYTES = 256 * 1024 * 1024
@@ -33,6 +33,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 # formats whose EXIF block, when present, is always exposed as im.info["exif"] after load()
 _EXIF_IN_INFO = {"JPEG", "PNG", "WEBP"}
+# info keys from which Pillow's exif_transpose reads an orientation (ImageMagick's PNG text profile, XMP)
+_ORIENTATION_KEYS = ("exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp")
 
 
 class ImageError(ValueError):
@@ -73,6 +75,8 @@ def decode_image(
         raise ImageError("permission denied") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"refused: decompression bomb ({e})") from None
+    except UnidentifiedImageError:  # Pillow's message would show the repr of an in-memory buffer
+        raise ImageError("not a readable image: unknown or corrupt format") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile files; each becomes a per-file error
         raise ImageError(f"not a readable image: {type(e).__name__}: {e}") from None
 
@@ -88,9 +92,9 @@ def _decode_open(im: Image.Image, size: int | None, resample: str, ood_factor: f
         im.draft("RGB", (size * 2, size * 2))  # DCT-domain downscale of big JPEGs before decoding
     im.seek(0)
     im.load()
-    if "exif" in im.info or fmt not in _EXIF_IN_INFO:
+    if fmt not in _EXIF_IN_INFO or any(k in im.info for k in _ORIENTATION_KEYS):
         im = ImageOps.exif_transpose(im) or im
-    arr = _to_rgb(im)
+    arr = _to_rgb(im, fmt)
     info = DecodeInfo(width=w, height=h, format=fmt)
     if size is not None:
         if arr.shape[0] != size or arr.shape[1] != size:
@@ -105,11 +109,12 @@ def _decode_open(im: Image.Image, size: int | None, resample: str, ood_factor: f
     return np.ascontiguousarray(arr, dtype=np.uint8), info
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def _to_rgb(im: Image.Image, fmt: str = "") -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         a = np.asarray(im, dtype=np.float64)
-        a = a / 257.0 if a.max(initial=0) > 255 or mode.startswith("I;16") else a
+        sixteen = mode.startswith("I;16") or fmt == "PPM"  # Pillow scales any PPM/PGM maxval > 255 to 0..65535
+        a = a / 257.0 if sixteen or a.max(initial=0) > 255 else a
         g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
     if mode == "F":
@@ -118,7 +123,7 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         a = a * 255.0 if a.max(initial=0) <= 1.0 else a
         g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
-    if mode == "P" and "transparency" in im.info:
+    if mode in ("P", "1", "L", "RGB") and "transparency" in im.info:  # palette or colour-key transparency
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
