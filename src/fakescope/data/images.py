@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 50_000_000  # ~7000x7000; above this an image is refused before decoding (decompression bombs)
 MAX_BYTES = 256 * 1024 * 1024
+# Raster formats Pillow decodes in-process (multi-picture JPEGs, MPO, open through "JPEG"). Anything else
+# (EPS, PDF... which Pillow would hand to Ghostscript) is refused as "unknown format", whatever the file is named.
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "TGA", "ICO")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
 RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -67,8 +71,10 @@ def decode_image(
     try:
         with open(p, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)  # one read; Pillow then parses from memory
-        with Image.open(io.BytesIO(data)) as im:
-            return _decode_open(im, size, resample, ood_factor)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we refuse bombs ourselves
+            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+                return _decode_open(im, size, resample, ood_factor)
     except ImageError:
         raise
     except PermissionError:
