@@ -88,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="explain")
     p.add_argument("--method", action="append", choices=_explainers(), help="repeat for several (default: all)")
     p.add_argument("--upscale", type=int, default=8, help="pixel size of the 32x32 input in the PNG")
+    p = sub.add_parser("attack", help="attack a victim classifier's images (ART + batched torch attacks)")
+    p.add_argument("--victim", required=True, help="a classify checkpoint (fakescope train --task classify)")
+    p.add_argument("--data", required=True, help="class folders (CIFAR-10 layout) or .npz with images+labels")
+    p.add_argument("--attack", required=True, choices=_attacks())
+    p.add_argument("--eps", type=float, action="append", help="L-inf ε in 0..255 units (e.g. 8); repeat to sweep")
+    p.add_argument("--n", type=int, default=1000, help="images to attack")
+    p.add_argument("--split", default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
     sub.add_parser("models", help="list architectures and bundled checkpoints")
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -144,6 +153,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                                       f"-> {r['png']}"))
         print(f"written: {Path(args.out) / 'explanations.json'}")
         return 1 if any(r["error"] for r in results) else 0
+    if args.command == "attack":
+        from .adversarial.pipeline import attack_dataset
+
+        eps = [e / 255.0 for e in args.eps] if args.eps else [None]
+        for r in attack_dataset(args.victim, args.data, args.attack, eps, args.n, args.out, args.split, args.seed):
+            print(f"{r['folder']}: clean acc {r['clean_accuracy']:.4f} -> {r['adversarial_accuracy']:.4f} under "
+                  f"attack, success {r['success_rate']:.4f}, mean Linf {r['linf_mean'] * 255:.2f}/255, "
+                  f"PSNR {r['psnr_db_mean']:.1f} dB")
+        return 0
     if args.command == "models":
         from .commands import list_all
 
@@ -155,6 +173,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(Detector.load(args.model).describe(), indent=2))
         return 0
     return 2
+
+
+def _attacks() -> list[str]:
+    from .adversarial import list_attacks
+
+    return list_attacks()
 
 
 def _explainers() -> list[str]:

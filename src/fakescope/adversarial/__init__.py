@@ -1,0 +1,45 @@
+"""Adversarial images: attack a victim classifier (ART-backed + batched torch attacks) and detect the results.
+
+Importing this package registers the attacks, the detectors and the ``srm-cnn`` architecture::
+
+    from fakescope.adversarial import run_attack, make_manifest, create_attack, write_attack, create_detector
+    adv, stats = run_attack(victim, images, labels, "pgd", eps=8 / 255)
+    det = create_detector("feature-squeeze", victim_net=victim).fit(clean_val)
+"""
+
+from .attacks import (
+    ATTACKS,
+    Attack,
+    VictimLogits,
+    art_classifier,
+    attack_stats,
+    create_attack,
+    list_attacks,
+    make_manifest,
+    perturbation_stats,
+    read_attack,
+    run_attack,
+    ssim,
+    to_uint8,
+    verify_manifest,
+    write_attack,
+)
+from .detectors import (
+    DETECTORS,
+    AdversarialDetector,
+    FeatureSqueezing,
+    Mahalanobis,
+    ResidualCNN,
+    create_detector,
+    list_detectors,
+    paired_imageset,
+    threshold_at_fpr,
+)
+from .fast_attacks import torch_cw_l2, torch_deepfool
+
+__all__ = [
+    "ATTACKS", "DETECTORS", "AdversarialDetector", "Attack", "FeatureSqueezing", "Mahalanobis", "ResidualCNN",
+    "VictimLogits", "art_classifier", "attack_stats", "create_attack", "create_detector", "list_attacks",
+    "list_detectors", "make_manifest", "paired_imageset", "perturbation_stats", "read_attack", "run_attack", "ssim",
+    "threshold_at_fpr", "to_uint8", "torch_cw_l2", "torch_deepfool", "verify_manifest", "write_attack",
+]

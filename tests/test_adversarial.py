@@ -1,0 +1,262 @@
+"""Adversarial attacks and detectors on a tiny victim: budgets, uint8 stats, manifests, pair-aware splits, detectors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakescope.adversarial import (
+    create_attack,
+    create_detector,
+    list_attacks,
+    list_detectors,
+    make_manifest,
+    paired_imageset,
+    perturbation_stats,
+    run_attack,
+    ssim,
+    threshold_at_fpr,
+    to_uint8,
+    verify_manifest,
+    write_attack,
+)
+from fakescope.adversarial.attacks import predict
+from fakescope.config import TrainConfig
+from fakescope.data import train_val_split
+from fakescope.io import atomic_open, sha256_file
+from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint, save_checkpoint
+from fakescope.models.srm import SRMStem, srm_kernels
+from fakescope.training import make_optimizer, train_step
+
+EPS = 8 / 255
+# Small budgets for the slow ART attacks so the registry-wide tests stay fast; the defaults are exercised elsewhere.
+QUICK = {"deepfool": {"max_iter": 20}, "cw-l2": {"binary_search_steps": 2, "max_iter": 5},
+         "cw-l2-fast": {"binary_search_steps": 3, "max_iter": 20}, "square": {"max_iter": 20}}
+
+
+def structured(n: int, size: int = 32, seed: int = 0, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """10 classes: a class colour + a grating whose orientation depends on the class, random phase, pixel noise."""
+    rng = np.random.default_rng(seed)
+    colours = np.random.default_rng(1234).uniform(0.25, 0.75, (10, 3))
+    y = np.arange(n) % 10
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    th = np.pi * y / 10
+    phase = rng.uniform(0, 2 * np.pi, n)
+    proj = np.cos(th)[:, None, None] * xx + np.sin(th)[:, None, None] * yy
+    g = np.sin(2 * np.pi * 3 * proj + phase[:, None, None])
+    imgs = colours[y][:, None, None, :] + 0.15 * g[..., None] + rng.normal(0, noise, (n, size, size, 3))
+    return np.clip(np.rint(imgs * 255), 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def block_noise(x: np.ndarray, amplitude: int = 8, seed: int = 0) -> np.ndarray:
+    """clean + random ±amplitude signs on 2x2 blocks (structured, low-amplitude noise)."""
+    rng = np.random.default_rng(seed)
+    s = rng.choice([-amplitude, amplitude], size=(len(x), x.shape[1] // 2, x.shape[2] // 2, 3))
+    return np.clip(x.astype(np.int64) + s.repeat(2, 1).repeat(2, 2), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def victim() -> Net:
+    """A fast(width=8) CIFAR-10 classifier trained for 30 Adam steps on structured images."""
+    torch.manual_seed(0)
+    net = Net(ModelSpec(arch="fast", task="classify", classes=list(CIFAR10_CLASSES), arch_kwargs={"width": 8}))
+    x, y = structured(100, seed=100)
+    cfg = TrainConfig(lr=0.01, optimizer="adam", label_smoothing=0.0, weight_decay=0.0)
+    opt = make_optimizer(cfg, net)
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
+    for _ in range(30):
+        train_step(net, opt, xt, yt, cfg, amp=False)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[np.ndarray, np.ndarray]:
+    return structured(8, seed=5)
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_attack_budget_range_and_accuracy(name: str, victim: Net, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    adv, st = run_attack(victim, x, y, name, eps=EPS, **QUICK.get(name, {}))
+    atk = create_attack(name, victim, eps=EPS)
+    assert adv.dtype == np.uint8 and adv.shape == x.shape  # uint8: every pixel is in [0, 255]
+    d = (adv.astype(np.float64) - x.astype(np.float64)) / 255.0
+    assert np.abs(d).max() > 0, "the attack changed nothing"
+    if atk.bounded and atk.norm == "linf":
+        assert np.abs(d).max() <= EPS + 1 / 255 + 1e-12  # 1/255 tolerance for uint8 rounding
+    if atk.bounded and atk.norm == "l2":  # rounding moves each value by at most 0.5/255
+        assert np.linalg.norm(d.reshape(len(d), -1), axis=1).max() <= atk.eps + 0.5 / 255 * math.sqrt(d[0].size)
+    assert st["clean_accuracy"] == 1.0
+    assert st["adversarial_accuracy"] <= st["clean_accuracy"]
+    assert st["success_rate"] == pytest.approx(1 - st["adversarial_accuracy"])
+    assert 0 < st["ssim_mean"] <= 1 and st["psnr_db_mean"] > 10 and st["n"] == len(x)
+
+
+def test_minimum_norm_attacks_succeed_after_rounding(victim: Net, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    for name in ("deepfool-fast", "cw-l2-fast"):
+        _, st = run_attack(victim, x, y, name)
+        assert st["success_rate"] == 1.0, name  # judged on the stored uint8 images
+        assert create_attack(name, victim).eps is None
+
+
+def test_misclassified_images_left_alone_by_minimum_norm_attacks(victim: Net,
+                                                                 batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    wrong = (y + 1) % 10
+    adv, st = run_attack(victim, x, wrong, "deepfool-fast")
+    assert st["clean_accuracy"] == 0.0 and st["success_rate"] is None
+    assert np.array_equal(adv, x) and st["n_unchanged"] == len(x)
+
+
+def test_run_attack_rejects_bad_input(victim: Net, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    with pytest.raises(ValueError, match="uint8 NHWC"):
+        run_attack(victim, x.astype(np.float32), y, "fgsm")
+    with pytest.raises(ValueError, match="resize"):
+        run_attack(victim, x[:, :16, :16], y, "fgsm")
+    with pytest.raises(KeyError, match="unknown attack"):
+        create_attack("nope", victim)
+
+
+def test_seeded_runs_repeat(victim: Net, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    a1, s1 = run_attack(victim, x, y, "pgd", seed=1)
+    a2, s2 = run_attack(victim, x, y, "pgd", seed=1)
+    assert np.array_equal(a1, a2) and s1 == s2
+
+
+def test_rounding_and_pixel_stats() -> None:
+    x = np.array([[[[-0.2, 0.4 / 255, 1.7 / 255], [1.2, 0.999, 0.5]]]], np.float32)  # NCHW (1, 1, 2, 3)
+    assert to_uint8(x).tolist() == [[[[0], [0], [2]], [[255], [255], [128]]]]
+    a = np.full((2, 16, 16, 3), 100, np.uint8)
+    st = perturbation_stats(a, a + 1)
+    assert st["psnr_db_mean"] == pytest.approx(20 * math.log10(255))
+    assert st["linf_max"] == pytest.approx(1 / 255) and st["l2_mean"] == pytest.approx(math.sqrt(768) / 255)
+    assert perturbation_stats(a, a)["n_unchanged"] == 2
+
+
+def test_ssim_values() -> None:
+    x, _ = structured(4, seed=1)
+    assert np.allclose(ssim(x, x), 1.0)
+    noisy = block_noise(x, 16)
+    assert (ssim(x, noisy) < ssim(x, block_noise(x, 4))).all()
+    flat0, flat1 = np.full((1, 16, 16, 3), 128, np.uint8), np.full((1, 16, 16, 3), 153, np.uint8)
+    mx, my, c1 = 128 / 255, 153 / 255, 0.01**2  # constant images: only the luminance term is left
+    assert ssim(flat0, flat1)[0] == pytest.approx((2 * mx * my + c1) / (mx * mx + my * my + c1))
+
+
+def test_manifest_matches_recomputation(victim: Net, batch: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    x, y = batch
+    ck = save_checkpoint(victim, tmp_path / "victim")
+    atk = create_attack("pgd", victim, eps=EPS)
+    adv, st = run_attack(victim, x, y, atk, seed=3)
+    out = tmp_path / "attack"
+    write_attack(out, x, adv, y, make_manifest(atk, st, seed=3, victim_net=victim, victim_checkpoint=ck))
+    assert sorted(p.name for p in out.iterdir()) == ["attacked.npz", "manifest.json", "originals.npz"]
+    man = json.loads((out / "manifest.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert man["attack"] == "pgd" and man["eps"] == EPS and man["seed"] == 3 and man["n"] == len(x)
+    assert man["victim_weights_sha256"] == sha256_file(tmp_path / "victim.safetensors")
+    assert man["fakescope_version"] and man["parameters"]["max_iter"] == 10
+    diffs = verify_manifest(out, victim, ck)
+    assert {"clean_accuracy", "success_rate", "ssim_mean", "l2_max", "sha256:attacked.npz"} <= set(diffs)
+    assert max(diffs.values()) == 0.0, diffs
+    with np.load(out / "attacked.npz") as z:
+        tampered = z["images"].copy()
+    tampered[0, 0, 0, 0] ^= 0x40
+    with atomic_open(out / "attacked.npz") as fh:
+        np.savez(fh, images=tampered, labels=y)
+    diffs = verify_manifest(out)
+    assert diffs["sha256:attacked.npz"] == 1.0 and diffs["linf_max"] > 0
+
+
+def test_pair_aware_split_never_separates_a_pair() -> None:
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    groups = np.repeat(np.arange(20), 2)  # two originals cut from the same source image
+    ds = paired_imageset(clean, clean ^ 1, groups)
+    assert ds.counts() == {"clean": 40, "attacked": 40}
+    for seed in range(8):
+        tr, va = train_val_split(ds, 0.25, seed)
+        assert len(va) and not set(tr.groups) & set(va.groups)
+        for side in (tr, va):  # every original sits with its own attacked copy
+            originals, copies = side.images[side.labels == 0], side.images[side.labels == 1]
+            assert sorted(map(bytes, originals ^ 1)) == sorted(map(bytes, copies))
+    with pytest.raises(ValueError, match="pairs"):
+        paired_imageset(clean, clean[:-1])
+
+
+def test_threshold_at_fpr() -> None:
+    s = np.arange(100, dtype=float)
+    t = threshold_at_fpr(s, 0.05)
+    assert (s > t).mean() == 0.05
+    assert (s > threshold_at_fpr(s, 0.0)).sum() == 0
+
+
+@pytest.fixture(scope="module")
+def detection_data(victim: Net) -> tuple[np.ndarray, np.ndarray]:
+    x, y = structured(200, seed=11)
+    adv, _ = run_attack(victim, x, y, "fgsm")
+    return x, adv
+
+
+@pytest.mark.parametrize("name", list_detectors())
+def test_detector_beats_chance_on_fgsm(name: str, victim: Net, detection_data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, adv = detection_data
+    kw = {"epochs": 6, "batch_size": 32, "threads": 1} if name == "residual-cnn" else {}
+    det = create_detector(name, victim_net=victim, **kw).fit(x[:140], adv[:140])
+    ev = det.evaluate(x[140:], adv[140:])
+    assert ev["auroc"] > 0.6, ev
+    assert math.isfinite(det.threshold) and det.score(x[:3]).shape == (3,)
+    assert det.detect(x[140:]).mean() <= 0.25  # target FPR 5%, on 60 held-out images
+
+
+def test_residual_cnn_detects_structured_noise(tmp_path: Path) -> None:
+    x, _ = structured(160, seed=12)
+    noisy = block_noise(x, 8)
+    det = create_detector("residual-cnn", epochs=6, batch_size=32, threads=1, out=tmp_path / "run")
+    det.fit(x[:110], noisy[:110])
+    assert det.evaluate(x[110:], noisy[110:])["auroc"] > 0.6
+    net, meta = load_checkpoint(tmp_path / "run" / "model.json")  # the run is kept when out= is given
+    assert net.spec.arch == "srm-cnn" and meta["train_config"]["task"] == "adversarial"
+
+
+def test_srm_stem_is_fixed_high_pass() -> None:
+    k = srm_kernels()
+    assert torch.allclose(k.sum(dim=(1, 2)), torch.zeros(len(k)), atol=1e-6)
+    stem = SRMStem()
+    assert not list(stem.parameters()) and not stem.state_dict()  # fixed: nothing trained, nothing stored
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert stem(flat).abs().max() < 1e-4
+    net = Net(ModelSpec(arch="srm-cnn", task="adversarial", classes=["clean", "attacked"], arch_kwargs={"width": 4}))
+    assert net.logits(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2,)
+
+
+@pytest.mark.slow
+def test_models_import_without_adversarial() -> None:
+    code = ("import sys, fakescope.models as m; assert 'srm-cnn' not in m.list_models(); "
+            "import fakescope.adversarial.detectors; assert 'srm-cnn' in m.list_models(); "
+            "assert 'art' not in sys.modules, 'ART must be imported lazily'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast, ref", [("deepfool-fast", "deepfool"), ("cw-l2-fast", "cw-l2")])
+def test_fast_attacks_agree_with_art(fast: str, ref: str, victim: Net) -> None:
+    x, y = structured(32, seed=21)
+    out = {}
+    for name in (fast, ref):
+        adv, st = run_attack(victim, x, y, name)
+        ok = predict(victim, adv) != y  # the victim classifies all 32 clean images correctly
+        l2 = np.linalg.norm((adv.astype(float) - x.astype(float)).reshape(len(x), -1)[ok], axis=1) / 255
+        out[name] = (st["success_rate"], float(np.median(l2)))
+    (s_fast, l2_fast), (s_ref, l2_ref) = out[fast], out[ref]
+    assert abs(s_fast - s_ref) <= 0.2, out
+    assert 0.5 <= l2_fast / l2_ref <= 2.0, out
