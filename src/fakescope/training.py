@@ -124,7 +124,7 @@ def _save_state(run: Path, net: Net, opt: torch.optim.Optimizer, epoch: int, ste
 
 def _load_state(run: Path, net: Net, opt: torch.optim.Optimizer) -> tuple[int, int]:
     meta = json.loads((run / "last.json").read_text())
-    name = meta["state_file"]
+    name = meta.get("state_file", "last.safetensors")  # runs written before per-epoch state files
     if Path(name).name != name:
         raise ValueError(f"{run / 'last.json'}: state_file must be a bare file name")
     tensors = load_file(str(run / name))
