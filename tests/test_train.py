@@ -96,6 +96,13 @@ def test_resume_continues_from_last_complete_epoch(cifake_tiny: Path, tmp_path: 
     assert epochs == [1, 2, 3]
 
 
+def test_bf16_autocast_on_cpu_trains(cifake_tiny: Path, tmp_path: Path) -> None:
+    m = fit(tiny_cfg(tmp_path / "bf16", cifake_tiny, amp="bf16", epochs=1), quiet=True)
+    assert 0 <= m["val_acc"] <= 1
+    with pytest.raises(ValueError, match="amp"):
+        fit(tiny_cfg(tmp_path / "bad", cifake_tiny, amp="fp8"), quiet=True)
+
+
 def test_config_precedence(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('epochs = 7\nlr = 0.3\narch = "best"\n')
     cfg = resolve_config(tmp_path / "c.toml", lr=0.01, epochs=None)

@@ -35,6 +35,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-limit", type=int, dest="train_limit", help="max training images per class")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--amp", choices=["auto", "bf16", "off"],
+                   help="bf16 autocast: auto = CUDA only; bf16 = also on CPUs with AMX/AVX-512-BF16")
     p.add_argument("--threads", type=int)
     p.add_argument("--workers", type=int)
     p.add_argument("--resume", action="store_true", default=None)

@@ -30,6 +30,7 @@ class TrainConfig:
     train_limit: int = 0  # >0: use at most this many training images per class (seeded)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (bf16 autocast on CUDA only) | bf16 (also on CPU: fast with AMX) | off
     threads: int = 0  # 0 = torch default
     workers: int = 0  # decode processes, 0 = auto
     tta: bool = True  # average with the horizontal flip at evaluation

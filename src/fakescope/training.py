@@ -154,7 +154,9 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    amp = device.type == "cuda"
+    if cfg.amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be auto, bf16 or off, got {cfg.amp!r}")
+    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.task, cfg.image_size, "train",
