@@ -241,8 +241,10 @@ def test_srm_stem_is_fixed_high_pass() -> None:
 
 @pytest.mark.slow
 def test_models_import_without_adversarial() -> None:
-    code = ("import sys, fakescope.models as m; assert 'srm-cnn' not in m.list_models(); "
-            "import fakescope.adversarial.detectors; assert 'srm-cnn' in m.list_models(); "
+    # srm-cnn is registered with the other architectures (so a bundled detector loads without ART), and ART is
+    # imported only when an ART attack actually runs.
+    code = ("import sys, fakescope.models as m; assert 'srm-cnn' in m.list_models(); "
+            "import fakescope.adversarial.detectors; "
             "assert 'art' not in sys.modules, 'ART must be imported lazily'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

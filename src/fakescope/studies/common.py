@@ -1,0 +1,42 @@
+"""Helpers shared by the studies: seeded per-class subsets, figures written atomically, JSON-safe numbers."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from ..data import ImageSet
+from ..io import save_figure
+
+
+def subsample_per_class(ds: ImageSet, per_class: int | None, seed: int = 0) -> ImageSet:
+    """At most ``per_class`` images of each class, drawn with ``seed`` (``None`` or 0: the whole set)."""
+    if not per_class:
+        return ds
+    rng = np.random.default_rng(seed + 7)
+    idx = [rng.permutation(np.flatnonzero(ds.labels == c))[:per_class] for c in range(len(ds.classes))]
+    return ds.subset(np.sort(np.concatenate(idx)))
+
+
+def finite_or_none(v: Any) -> float | None:
+    """A float, or ``None`` for missing/NaN/infinite values (JSON has no NaN)."""
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` not registered with pyplot (no global state, no GUI backend)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=110)
+
+
+def save(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Lay out and write ``fig`` atomically."""
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
