@@ -9,6 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_adversarial import (
+    add_adversarial_benchmark,
+    add_reproduce_adversarial_options,
+    run_adversarial_benchmark,
+    run_reproduce_adversarial,
+)
 from .models import list_bundled, list_models
 
 
@@ -27,6 +33,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, dest="weight_decay")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
     p.add_argument("--no-flip", action="store_false", dest="flip", default=None)
+    p.add_argument("--augment", choices=["none", "robust"],
+                   help="robust: also degrade half the training images (random JPEG, blur, noise, rescale)")
     p.add_argument("--no-tta", action="store_false", dest="tta", default=None,
                    help="do not average with the horizontal flip at inference (2x faster scans)")
     p.add_argument("--image-size", type=int, dest="image_size")
@@ -62,11 +70,112 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=512, help="files decoded and written per step")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page for a run, evaluation, attack or study folder")
+    p.add_argument("run_dir", help="folder written by train, evaluate, attack or study (sub-folders included)")
+    p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--gallery", type=int, default=8, help="most confident correct/wrong predictions shown")
+    p.add_argument("--examples", type=int, default=6, help="attacked image pairs shown per attack folder")
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="learning curve, robustness to image processing, adversarial evasion")
+    studies = p.add_subparsers(dest="study", required=True)
+    s = studies.add_parser("learning-curve", help="test accuracy against training images per class, over seeds")
+    s.add_argument("--data", required=True, help="CIFAKE layout (train/ and test/)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--sizes", type=int, nargs="+", help="training images per class (default 500 ... 45000)")
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s.add_argument("--epochs", type=int, default=5)
+    s.add_argument("--arch", choices=list_models(), default="seed-cnn")
+    s.add_argument("--test-data", dest="test_data", help="test set when DATA has no test/ split")
+    s.add_argument("--batch-size", type=int, dest="batch_size")
+    s.add_argument("--lr", type=float)
+    s.add_argument("--optimizer", choices=["sgd", "adam"])
+    s.add_argument("--n-boot", type=int, default=200, dest="n_boot", help="bootstrap resamples for the CIs")
+    s.add_argument("--quiet", action="store_true")
+    s = studies.add_parser("robustness", help="accuracy under JPEG, blur, rescaling and noise")
+    s.add_argument("--model", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--limit", type=int, help="at most N images per class (seeded)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--family", action="append", help="jpeg, blur, downscale, resample or noise; repeat (default all)")
+    s.add_argument("--n-boot", type=int, default=200, dest="n_boot")
+    s = studies.add_parser("evasion", help="FGSM/PGD evasion of the detector, before and after adversarial "
+                           "fine-tuning")
+    s.add_argument("--model", required=True)
+    s.add_argument("--data", required=True, help="CIFAKE layout: test/ is attacked, train/ fine-tunes")
+    s.add_argument("--out", required=True)
+    s.add_argument("--eps", type=float, action="append", help="L-inf budget in 0..255 units; repeat (default 1 2 4 8)")
+    s.add_argument("--steps", type=int, default=10, help="PGD steps")
+    s.add_argument("--limit", type=int, default=1000, help="images per class, attacked and fine-tuned on")
+    s.add_argument("--finetune-epochs", type=int, default=1, dest="finetune_epochs")
+    s.add_argument("--finetune-eps", type=float, dest="finetune_eps", help="0..255 units (default: largest --eps)")
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--batch-size", type=int, default=128, dest="batch_size")
+    s.add_argument("--seed", type=int, default=0)
+
+
+def _run_report_or_study(args: argparse.Namespace) -> int:
+    """``fakescope report`` and ``fakescope study ...``."""
+    if args.command == "report":
+        from .report import build_report
+
+        print(build_report(args.run_dir, out=args.out, gallery_k=args.gallery, examples=args.examples))
+        return 0
+    if args.study == "learning-curve":
+        from .studies import learning_curve
+        from .studies.learning_curve import DEFAULT_SIZES
+
+        extra = {k: getattr(args, k) for k in ("batch_size", "lr", "optimizer") if getattr(args, k) is not None}
+        doc = learning_curve(args.data, args.out, sizes=tuple(args.sizes or DEFAULT_SIZES), seeds=tuple(args.seeds),
+                             arch=args.arch, epochs=args.epochs, test_data=args.test_data, n_boot=args.n_boot,
+                             quiet=args.quiet, **extra)
+        for r in doc["summary"]:
+            print(f"{r['size']:>7} per class: accuracy {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} "
+                  f"({r['n_runs']} seeds)")
+        print(f"written: {Path(args.out) / 'learning_curve.json'} (+ .png)")
+        return 0
+    if args.study == "robustness":
+        from .studies import PERTURBATIONS, robustness_study
+
+        fams = None if not args.family else {f: PERTURBATIONS.get(f, ()) for f in args.family}
+        if fams is not None and not all(fams.values()):
+            raise ValueError(f"unknown --family; choose from {', '.join(PERTURBATIONS)}")
+        doc = robustness_study(args.model, args.data, args.out, split=args.split, limit=args.limit, seed=args.seed,
+                               families=fams, n_boot=args.n_boot)
+        for r in doc["results"]:
+            level = "" if r["level"] is None else f" {r['level']:g}"
+            print(f"{r['family'] + level:<16} accuracy {r['accuracy']:.4f}"
+                  + (f"  ({r['delta_accuracy']:+.4f})" if "delta_accuracy" in r else ""))
+        print(f"written: {Path(args.out) / 'robustness.json'} (+ .png)")
+        return 0
+    from .studies import evasion_study
+
+    eps = tuple(e / 255.0 for e in (args.eps or (1, 2, 4, 8)))
+    doc = evasion_study(args.model, args.data, args.out, eps_list=eps, steps=args.steps, limit=args.limit,
+                        finetune_epochs=args.finetune_epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
+                        finetune_eps=None if args.finetune_eps is None else args.finetune_eps / 255.0)
+    for r in doc["recovery"]:
+        print(f"PGD eps {r['eps_255']:g}/255: accuracy on FAKE {_pct(r['pgd_acc_fake_before'])} before, "
+              f"{_pct(r['pgd_acc_fake_after'])} after fine-tuning")
+    print(f"written: {Path(args.out) / 'evasion.json'} (+ .png, finetuned.json)")
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2%}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fakescope", description="Detect AI-generated and adversarial images.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_scan(sub)
+    _add_report(sub)
+    _add_study(sub)
     p = sub.add_parser("demo", help="scan the bundled sample images with the bundled models")
     p.add_argument("--model", default="fast")
     p.add_argument("--out", default="fakescope-demo", help="folder for results.jsonl and results.csv")
@@ -78,12 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threshold", type=float)
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     p = sub.add_parser("reproduce", help="reproduce the seed notebook's experiments")
-    p.add_argument("experiment", choices=["cifake"])
-    p.add_argument("--data", required=True, help="the CIFAKE folder (train/ and test/)")
-    p.add_argument("--out", default="runs/reproduce-cifake")
+    p.add_argument("experiment", choices=["cifake", "adversarial"])
+    p.add_argument("--data", required=True, help="cifake: the CIFAKE folder (train/ and test/); adversarial: "
+                   "CIFAR-10 class folders or python batches")
+    p.add_argument("--out", help="default runs/reproduce-EXPERIMENT")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--no-full", action="store_false", dest="full", help="skip training seed-cnn on all data")
     p.add_argument("--best-model", default="best")
+    add_reproduce_adversarial_options(p)
     p = sub.add_parser("explain", help="Grad-CAM and Integrated Gradients overlays with the verdict")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", default="fast")
@@ -99,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    add_adversarial_benchmark(sub)
     sub.add_parser("models", help="list architectures and bundled checkpoints")
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -111,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("report", "study"):
+        return _run_report_or_study(args)
     if args.command == "train":
         from .config import resolve_config
         from .training import fit
@@ -139,12 +253,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         m = evaluate(args.model, args.data, out=args.out, split=args.split, threshold=args.threshold)
         print(json.dumps(m, indent=2) if args.json else format_metrics(m))
         return 0
+    if args.command == "adversarial-benchmark":
+        return run_adversarial_benchmark(args)
+    if args.command == "reproduce" and args.experiment == "adversarial":
+        return run_reproduce_adversarial(args)
     if args.command == "reproduce":
         from .reproduce import format_reproduce, reproduce_cifake
 
-        r = reproduce_cifake(args.data, args.out, seeds=args.seeds, full=args.full, best_model=args.best_model)
+        out = args.out or "runs/reproduce-cifake"
+        r = reproduce_cifake(args.data, out, seeds=args.seeds, full=args.full, best_model=args.best_model)
         print(format_reproduce(r))
-        print(f"\nwritten: {Path(args.out) / 'reproduce.json'}")
+        print(f"\nwritten: {Path(out) / 'reproduce.json'}")
         return 0
     if args.command == "explain":
         from .explain import explain

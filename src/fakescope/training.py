@@ -28,6 +28,8 @@ from .io import append_jsonl, read_jsonl, write_bytes, write_json
 from .models import TASKS, ModelSpec, Net, save_checkpoint
 from .progress import Progress
 
+AUGMENTS = ("none", "robust")
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -89,6 +91,13 @@ def evaluate_split(net: Net, ds: ImageSet, tta: bool = False) -> dict[str, Any]:
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     flip = torch.rand(x.shape[0], generator=gen) < 0.5
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def _robust(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``--augment robust``: ``studies.perturb.augment_batch`` (half the images degraded), drawn from ``gen``."""
+    from .studies.perturb import augment_batch  # lazy: studies import evaluation, sklearn...
+
+    return augment_batch(x, gen)
 
 
 def _subsample(ds: ImageSet, per_class: int, seed: int) -> ImageSet:
@@ -157,6 +166,8 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     if cfg.amp not in ("auto", "bf16", "off"):
         raise ValueError(f"amp must be auto, bf16 or off, got {cfg.amp!r}")
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {cfg.augment!r}")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.task, cfg.image_size, "train",
@@ -200,6 +211,8 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
                 x = x_all[idx]
                 if cfg.flip:
                     x = _augment(x, gen)
+                if cfg.augment == "robust":
+                    x = _robust(x, gen)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(cfg, step, total)
                 m = train_step(net, opt, x, y_all[idx], cfg, amp)

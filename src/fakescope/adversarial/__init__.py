@@ -5,8 +5,10 @@ Importing this package registers the attacks, the detectors and the ``srm-cnn`` 
     from fakescope.adversarial import run_attack, make_manifest, create_attack, write_attack, create_detector
     adv, stats = run_attack(victim, images, labels, "pgd", eps=8 / 255)
     det = create_detector("feature-squeeze", victim_net=victim).fit(clean_val)
+    doc = adversarial_benchmark("victim.json", "cifar10/", "runs/adv-bench", n_train=500, n_val=250, n_test=500)
 """
 
+from .adaptive import adaptive_evaluation, adaptive_pgd
 from .attacks import (
     ATTACKS,
     Attack,
@@ -24,6 +26,7 @@ from .attacks import (
     verify_manifest,
     write_attack,
 )
+from .benchmark import adversarial_benchmark
 from .detectors import (
     DETECTORS,
     AdversarialDetector,
@@ -36,10 +39,22 @@ from .detectors import (
     threshold_at_fpr,
 )
 from .fast_attacks import torch_cw_l2, torch_deepfool
+from .protocol import (
+    DEFAULT_ATTACKS,
+    build_attack_sets,
+    evaluate_detector,
+    evaluate_scores,
+    fit_detector,
+    group_split,
+    noisy_negatives,
+    pair_leak,
+)
 
 __all__ = [
-    "ATTACKS", "DETECTORS", "AdversarialDetector", "Attack", "FeatureSqueezing", "Mahalanobis", "ResidualCNN",
-    "VictimLogits", "art_classifier", "attack_stats", "create_attack", "create_detector", "list_attacks",
+    "ATTACKS", "DEFAULT_ATTACKS", "DETECTORS", "AdversarialDetector", "Attack", "FeatureSqueezing", "Mahalanobis",
+    "ResidualCNN", "VictimLogits", "art_classifier", "attack_stats", "create_attack", "create_detector", "list_attacks",
     "list_detectors", "make_manifest", "paired_imageset", "perturbation_stats", "read_attack", "run_attack", "ssim",
     "threshold_at_fpr", "to_uint8", "torch_cw_l2", "torch_deepfool", "verify_manifest", "write_attack",
+    "adaptive_evaluation", "adaptive_pgd", "adversarial_benchmark", "build_attack_sets", "evaluate_detector",
+    "evaluate_scores", "fit_detector", "group_split", "noisy_negatives", "pair_leak",
 ]

@@ -1,4 +1,5 @@
-"""Dataset sources → ``ImageSet``: CIFAKE layout, two-class folders, class folders, ``.npz``, file lists."""
+"""Dataset sources → ``ImageSet``: CIFAKE layout, two-class folders, class folders, CIFAR-10 batches, ``.npz``,
+file lists."""
 
 from __future__ import annotations
 
@@ -204,9 +205,13 @@ def load_file_list(list_path: str | os.PathLike[str], size: int = 32, classes: l
 
 def load_dataset(source: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
                  workers: int | None = None, progress: object | None = None) -> ImageSet:
-    """Dispatch on what ``source`` is: folder, ``.npz`` or file list."""
+    """Dispatch on what ``source`` is: folder, CIFAR-10 python batches, ``.npz`` or file list."""
     s = str(source)
     if os.path.isdir(s):
+        from .cifar import cifar_batches_dir, load_cifar_batches
+
+        if cifar_batches_dir(s) is not None:
+            return load_cifar_batches(s, split, size, task)
         return load_folder(s, task, size, split, workers, progress=progress)
     if s.endswith(".npz"):
         return load_npz(s)

@@ -43,12 +43,19 @@ def most_confident(rows: list[dict[str, str]], classes: list[str], k: int) -> tu
 
 
 def _resolve_model(name: str, run_dir: Path) -> str:
+    """``name`` as recorded by ``evaluate``; when that relative path no longer resolves (report built from another
+    folder, run moved), try it under the evaluation folder, then its checkpoint file name beside/above it."""
     from ..models import list_bundled
 
-    if name in list_bundled() or Path(name).with_suffix(".json").exists() or Path(name).is_dir():
+    def found(p: Path) -> bool:
+        return p.with_suffix(".json").is_file() or (p.is_dir() and (p / "model.json").is_file())
+
+    if name in list_bundled() or found(Path(name)):
         return name
-    alt = run_dir / name
-    return str(alt) if alt.with_suffix(".json").exists() or alt.is_dir() else name
+    for alt in (run_dir / name, run_dir / Path(name).name, run_dir.parent / Path(name).name):
+        if found(alt):
+            return str(alt)
+    return name
 
 
 def _cards(det: Any, rows: list[dict[str, Any]], run_dir: Path) -> tuple[str, int]:
@@ -99,13 +106,16 @@ def gallery_html(run_dir: Path, metrics: dict[str, Any], k: int = 8) -> str:
     model = metrics.get("model")
     if not model:
         return note("metrics.json does not name the model: no Grad-CAM galleries.")
+    resolved = _resolve_model(str(model), run_dir)
     try:
-        det = Detector.load(_resolve_model(str(model), run_dir))
+        det = Detector.load(resolved)
     except (CheckpointError, OSError, ValueError) as e:
         return note(f"cannot load model {model!r} for Grad-CAM ({e}): no example galleries.")
     right, wrong = most_confident(rows, classes, k)
     parts = ['<p class="muted">Each card: the input (enlarged) and its Grad-CAM heat map for the predicted class; '
              "caption: true → predicted (confidence of the prediction).</p>"]
+    if resolved != str(model):
+        parts.append(note(f"model {model!r} not found where evaluate ran; heat maps use {resolved}."))
     for title, chosen in ((f"Most confident correct predictions (top {k})", right),
                           (f"Most confident wrong predictions (top {k})", wrong)):
         parts.append(f"<h3>{esc(title)}</h3>")

@@ -29,6 +29,7 @@ figcaption{font-size:12px;color:#5b6475;text-align:center}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px}
 .card{border:1px solid #e3e6eb;border-radius:6px;padding:6px;font-size:11px;text-align:center}
 .card img{width:64px;height:64px;image-rendering:pixelated;margin:1px}
+.grid.wide{grid-template-columns:repeat(auto-fill,minmax(230px,1fr))}
 .card .name{word-break:break-all;color:#5b6475}.ok{color:#1e8449}.bad{color:#c0392b}
 .note{color:#8a5a00;background:#fff6e0;border-left:3px solid #f0b400;padding:4px 10px;font-size:13px}
 .muted{color:#5b6475;font-size:13px}
@@ -48,7 +49,9 @@ def fmt(value: Any, digits: int = 4) -> str:
         return esc(value)
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        return "—" if not math.isfinite(v) else esc(f"{v:.{digits}g}" if abs(v) >= 1e4 else f"{v:.{digits}f}")
+        if not math.isfinite(v):
+            return "—"
+        return esc(f"{v:.{digits}g}" if abs(v) >= 1e4 or 0 < abs(v) < 10 ** -(digits - 1) else f"{v:.{digits}f}")
     if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) or v is None for v in value):
         return "[" + ", ".join(fmt(v, digits) for v in value) + "]"
     if isinstance(value, (dict, list, tuple)):

@@ -21,6 +21,13 @@ def subsample_per_class(ds: ImageSet, per_class: int | None, seed: int = 0) -> I
     return ds.subset(np.sort(np.concatenate(idx)))
 
 
+def has_test_split(data: str | os.PathLike[str]) -> bool:
+    """True for a CIFAKE-layout folder (``train/`` and ``test/``). Other sources (a two-class folder, ``.npz``, a
+    file list) load the same images whatever split is asked, so a study must not train and test on them both."""
+    return os.path.isdir(data) and os.path.isdir(os.path.join(data, "train")) and os.path.isdir(
+        os.path.join(data, "test"))
+
+
 def finite_or_none(v: Any) -> float | None:
     """A float, or ``None`` for missing/NaN/infinite values (JSON has no NaN)."""
     if v is None:

@@ -24,7 +24,7 @@ from ..infer import predict_logits
 from ..io import write_json
 from ..models import load_checkpoint, save_checkpoint
 from ..models.net import Net
-from .common import new_figure, save, subsample_per_class
+from .common import has_test_split, new_figure, save, subsample_per_class
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -168,13 +168,17 @@ def evasion_study(model: str, data: str, out: str, eps_list: tuple[float, ...] =
     """FGSM/PGD evasion before and after adversarial fine-tuning; writes ``out/evasion.json``, ``out/evasion.png``
     and the fine-tuned checkpoint ``out/finetuned.json`` (+ ``.safetensors``).
 
-    ``limit``: images per class, both for the attacked test subset and the fine-tuning subset of the ``train``
+    ``data``: a CIFAKE-layout folder (``test/`` is attacked, ``train/`` fine-tunes). ``limit``: images per class,
+    both for the attacked test subset and the fine-tuning subset of the ``train``
     split (10% of which is held out to re-fit temperature and threshold). ``finetune_eps`` defaults to the largest
     eps.
     """
     eps_list = tuple(float(e) for e in eps_list)
     if not eps_list or min(eps_list) <= 0:
         raise ValueError("eps_list must hold positive budgets ([0, 1] units, e.g. 8/255)")
+    if not has_test_split(data):
+        raise ValueError(f"{data}: evasion needs a CIFAKE-layout folder (train/ and test/): fine-tuning on train/ "
+                         "must never see the attacked test/ images")
     torch.manual_seed(seed)
     net, meta = load_checkpoint(model)
     spec = net.spec

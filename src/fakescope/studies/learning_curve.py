@@ -20,7 +20,7 @@ from ..data import ImageSet, load_dataset
 from ..evaluation import evaluate_arrays
 from ..io import read_jsonl, write_json
 from ..models import load_checkpoint
-from .common import finite_or_none, new_figure, save
+from .common import finite_or_none, has_test_split, new_figure, save
 
 DEFAULT_SIZES = (500, 1000, 2000, 5000, 10000, 20000, 45000)
 METRICS_FILE = "test_metrics.json"
@@ -31,10 +31,29 @@ def run_dir(out: str | os.PathLike[str], size: int, seed: int) -> Path:
     return Path(out) / f"size-{size}-seed-{seed}"
 
 
+# settings a finished or interrupted run must share with the study's request before it is reused
+_SAME = ("task", "arch", "arch_kwargs", "image_size", "epochs", "batch_size", "optimizer", "lr", "schedule", "warmup",
+         "weight_decay", "label_smoothing", "flip", "augment", "val_fraction", "train_limit", "seed", "tta")
+
+
+def _check_reusable(run: Path, cfg: TrainConfig) -> None:
+    """Refuse to read back (or resume) a run folder trained with other settings than ``cfg``."""
+    try:
+        saved = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    want, defaults = cfg.to_dict(), TrainConfig().to_dict()
+    diff = [k for k in _SAME if saved.get(k, defaults[k]) != want[k]]
+    if diff:
+        what = ", ".join(f"{k} {saved.get(k)!r} (asked {want[k]!r})" for k in diff)
+        raise ValueError(f"{run} was trained with other settings: {what}; use another --out for this learning curve")
+
+
 def _train_and_test(cfg: TrainConfig, train: ImageSet, test: ImageSet, n_boot: int, quiet: bool) -> dict[str, Any]:
     from ..training import fit  # lazy: training may import studies.perturb
 
     run = Path(cfg.out)
+    _check_reusable(run, cfg)
     if (run / "model.json").exists() and (run / METRICS_FILE).exists():
         return json.loads((run / METRICS_FILE).read_text())
     if not (run / "model.json").exists():
@@ -84,8 +103,8 @@ def learning_curve(data: str, out: str, sizes: tuple[int, ...] = DEFAULT_SIZES, 
     if not sizes or min(sizes) < 1 or not seeds:
         raise ValueError("sizes must be positive image counts per class and seeds non-empty")
     base = TrainConfig(data=str(data), arch=arch, epochs=epochs, **train_overrides)
-    if test_data is None and os.path.isdir(data) and not (Path(data) / "test").is_dir():
-        raise ValueError(f"{data}: no test/ split; pass test_data")
+    if test_data is None and not has_test_split(data):  # else the "test" set would be the training images
+        raise ValueError(f"{data}: no train/ and test/ split; pass test_data")
     train = load_dataset(data, base.task, base.image_size, "train", workers=base.workers or None)
     test = load_dataset(test_data or data, base.task, base.image_size, "test", workers=base.workers or None)
     sizes = tuple(sorted(int(s) for s in sizes))

@@ -1,0 +1,245 @@
+"""``adversarial_benchmark``: the whole detector protocol on one victim and one dataset → ``detector_eval.json``.
+
+1. Draw ``n_train + n_val + n_test`` source images (seeded) and split them by source: train / val / test.
+2. Attack every source with each (attack, ε) of ``attacks`` (uint8 copies).
+3. Per detector: clean-only detectors (feature squeezing, Mahalanobis) are fitted once on clean train images;
+   detectors trained on attacks (residual-cnn) once per training attack. Thresholds: 5% FPR on clean validation.
+4. Tables: per attack × ε (the detector trained on that attack), cross-attack (train on A, test on B),
+   false-positive rates on clean-but-processed test images, and the adaptive attack (differentiable detectors).
+5. Plots: AUROC against ε per attack family, and a cross-attack heat map per trained detector.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..data import ImageSet, load_dataset
+from ..io import save_figure, write_json
+from ..models import load_checkpoint
+from ..models.net import Net
+from .adaptive import adaptive_evaluation
+from .detectors import AdversarialDetector, create_detector
+from .protocol import (
+    DEFAULT_ATTACKS,
+    attack_tag,
+    build_attack_sets,
+    evaluate_detector,
+    false_positive_rates,
+    fit_detector,
+    group_split,
+    l2_per_image,
+    negatives_summary,
+    noisy_negatives,
+    pair_leak,
+    uses_attacks,
+)
+
+DEFAULT_DETECTORS = ("feature-squeeze", "mahalanobis", "residual-cnn")
+MIN_TRAIN_PAIRS = 4
+
+
+def _victim(victim: str | os.PathLike[str] | Net) -> tuple[Net, str]:
+    if isinstance(victim, Net):
+        return victim.eval(), "<in-memory Net>"
+    net, _ = load_checkpoint(victim)
+    return net, str(victim)
+
+
+def _data(data: str | os.PathLike[str] | ImageSet, size: int, split: str) -> tuple[ImageSet, str]:
+    if isinstance(data, ImageSet):
+        return data, "<in-memory ImageSet>"
+    return load_dataset(data, "classify", size, split), str(data)
+
+
+def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str | os.PathLike[str] | ImageSet,
+                          out: str | os.PathLike[str], n_train: int = 1000, n_val: int = 500, n_test: int = 1000,
+                          detectors: Sequence[str] = DEFAULT_DETECTORS,
+                          attacks: Sequence[tuple[str, float | None]] = DEFAULT_ATTACKS,
+                          train_attacks: Sequence[str] | None = None, split: str = "test", fpr: float = 0.05,
+                          adaptive: tuple[str, float] | None = ("pgd", 8 / 255), adaptive_steps: int = 20,
+                          adaptive_lambda: float | Sequence[float] = (0.5, 1.0, 2.0),
+                          detector_kw: dict[str, dict[str, Any]] | None = None,
+                          attack_kw: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+                          quiet: bool = False) -> dict[str, Any]:
+    """Run the protocol; write ``out/detector_eval.json`` and PNG plots; return the JSON document.
+
+    ``train_attacks``: tags (e.g. ``pgd-eps8``) to train attack-trained detectors on (default: all attacks; each
+    is one training run). ``detector_kw[name]`` passes options to a detector (e.g. ``{"residual-cnn":
+    {"epochs": 4}}``). ``adaptive``: the (attack family, ε) whose detector the adaptive PGD targets, or ``None``.
+    """
+    t0 = time.perf_counter()
+    say = (lambda *a: None) if quiet else (lambda *a: print("[adversarial-benchmark]", *a, file=sys.stderr,
+                                                             flush=True))
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    net, victim_name = _victim(victim_ckpt)
+    ds, data_name = _data(data, net.spec.image_size, split)
+    if len(ds) and int(ds.labels.max()) >= len(net.spec.classes):
+        raise ValueError(f"labels go up to {int(ds.labels.max())}, the victim knows {len(net.spec.classes)} classes")
+    n_total = n_train + n_val + n_test
+    if n_total > len(ds):
+        raise ValueError(f"{n_total} source images asked for, {data_name} holds {len(ds)}")
+    src = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n_total])
+    images, labels = ds.images[src], ds.labels[src]
+    parts = group_split(np.arange(n_total), val=n_val, test=n_test, seed=seed)
+    tr, va, te = parts["train"], parts["val"], parts["test"]
+
+    sets = build_attack_sets(net, images, labels, attacks, seed=seed, attack_kw=attack_kw, say=say)
+    tags = list(sets)
+    train_tags = list(tags if train_attacks is None else train_attacks)
+    unknown = sorted(set(train_tags) - set(tags))
+    if unknown:
+        raise ValueError(f"train_attacks {unknown} are not among the attacks {tags}")
+
+    def pairs(tag: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = idx[sets[tag]["changed"][idx]]  # an unchanged copy is not an attacked image
+        return images[keep], sets[tag]["images"][keep]
+
+    fitted: dict[str, dict[str, AdversarialDetector]] = {}  # detector -> training tag ("clean" for clean-only)
+    skipped: list[dict[str, str]] = []
+    for name in detectors:
+        kw = (detector_kw or {}).get(name, {})
+        if not uses_attacks(create_detector(name, victim_net=net)):
+            say(f"fit {name} on {len(tr)} clean images")
+            fitted[name] = {"clean": fit_detector(name, net, images[tr], None, images[va], fpr, seed, **kw)}
+            continue
+        fitted[name] = {}
+        for tag in train_tags:
+            if len(pairs(tag, tr)[0]) < MIN_TRAIN_PAIRS:
+                skipped.append({"detector": name, "trained_on": tag, "reason": f"fewer than {MIN_TRAIN_PAIRS} "
+                                "changed training pairs (the victim already misclassifies the others)"})
+                continue
+            say(f"fit {name} on {tag} pairs")
+            fitted[name][tag] = fit_detector(name, net, *pairs(tag, tr), images[va], fpr, seed, **kw)
+        if not fitted[name]:
+            del fitted[name]
+
+    per_attack, cross = [], {}
+    for name, by_train in fitted.items():
+        if "clean" in by_train:
+            for tag in tags:
+                per_attack.append(_row(name, "clean", tag, sets[tag], evaluate_detector(by_train["clean"],
+                                                                                        *pairs(tag, te))))
+            continue
+        grid = {a: {b: evaluate_detector(d, *pairs(b, te)) for b in tags} for a, d in by_train.items()}
+        cross[name] = {"train": list(grid), "test": tags,
+                       "auroc": [[grid[a][b]["auroc"] for b in tags] for a in grid],
+                       "tpr_at_5fpr": [[grid[a][b]["tpr_at_5fpr"] for b in tags] for a in grid],
+                       "tpr_at_threshold": [[grid[a][b].get("tpr") for b in tags] for a in grid]}
+        per_attack += [_row(name, a, a, sets[a], grid[a][a]) for a in grid]
+
+    say("false-positive rates on clean-but-processed test images")
+    l2 = {t: l2_per_image(images[te], sets[t]["images"][te]) for t in tags}
+    negs = noisy_negatives(images[te], l2, seed=seed)
+    noisy = {"families": negatives_summary(images[te], negs),
+             "fpr": {f"{n}@{t}": false_positive_rates(d, negs, images[te])
+                     for n, by in fitted.items() for t, d in by.items()}}
+
+    adaptive_res: dict[str, Any] = {}
+    if adaptive is not None:
+        a_tag = attack_tag(*adaptive)
+        for name, by_train in fitted.items():
+            det = by_train.get(a_tag) or by_train.get("clean") or next(iter(by_train.values()))
+            say(f"adaptive attack on {name}")
+            base = sets[a_tag]["images"][te] if a_tag in sets else None
+            adaptive_res[name] = {"detector_trained_on": next(t for t, d in by_train.items() if d is det),
+                                  **adaptive_evaluation(net, det, images[te], labels[te], adaptive[1], base,
+                                                        steps=adaptive_steps, lam=adaptive_lambda, seed=seed)}
+
+    doc: dict[str, Any] = {
+        "format": "fakescope-detector-eval/1", "fakescope_version": __version__, "victim": victim_name,
+        "data": data_name, "split": split, "seed": seed, "fpr_target": fpr,
+        "sizes": {"train": len(tr), "val": len(va), "test": len(te)},
+        "pair_leak_train_test": pair_leak(tr, te), "pair_leak_val_test": pair_leak(va, te),
+        "attacks": {t: {"attack": s["attack"], "eps": s["eps"], "norm": s["norm"], **s["stats"]}
+                    for t, s in sets.items()},
+        "per_attack": per_attack, "cross_attack": cross,
+        "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped, "plots": {},
+    }
+    doc["plots"]["eps_curves"] = str(plot_eps_curves(per_attack, root / "eps_curves.png"))
+    for name, c in cross.items():
+        doc["plots"][f"cross_attack_{name}"] = str(plot_cross_attack(c, name, root / f"cross_attack_{name}.png"))
+    doc["seconds"] = time.perf_counter() - t0
+    write_json(root / "detector_eval.json", doc)
+    return doc
+
+
+def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
+    return {"detector": det, "trained_on": trained_on, "attack": s["attack"], "eps": s["eps"], "tag": tag,
+            "attack_success_rate": s["stats"].get("success_rate"), **m}
+
+
+def plot_eps_curves(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """AUROC against ε (grey levels) per bounded attack family, one panel per detector; minimum-norm attacks as
+    dotted horizontal lines."""
+    from matplotlib.figure import Figure
+
+    dets = sorted({r["detector"] for r in rows})
+    fig = Figure(figsize=(4.2 * max(1, len(dets)), 3.4), dpi=110)
+    for k, det in enumerate(dets):
+        ax = fig.add_subplot(1, max(1, len(dets)), k + 1)
+        mine = [r for r in rows if r["detector"] == det and r["auroc"] is not None]
+        for fam in sorted({r["attack"] for r in mine if r["eps"] is not None}):
+            pts = sorted((r["eps"] * 255, r["auroc"]) for r in mine if r["attack"] == fam and r["eps"] is not None)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam)
+        for r in (r for r in mine if r["eps"] is None):
+            ax.axhline(r["auroc"], ls=":", color="grey")
+            ax.text(ax.get_xlim()[0], r["auroc"], f" {r['attack']}", va="bottom", fontsize=7, color="grey")
+        ax.axhline(0.5, ls="--", lw=0.8, color="black")
+        ax.set(title=det, xlabel="ε (grey levels)", ylabel="AUROC", ylim=(0.0, 1.02))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return Path(path)
+
+
+def plot_cross_attack(c: dict[str, Any], det: str, path: str | os.PathLike[str]) -> Path:
+    """Heat map of AUROC: rows = attack trained on, columns = attack tested on."""
+    from matplotlib.figure import Figure
+
+    m = np.array([[np.nan if v is None else v for v in row] for row in c["auroc"]], np.float64)
+    fig = Figure(figsize=(1.0 + 0.75 * len(c["test"]), 1.0 + 0.5 * len(c["train"])), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(c["test"])), c["test"], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(c["train"])), c["train"], fontsize=7)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if m[i, j] > 0.7 else "white")
+    ax.set(title=f"{det}: AUROC (train ↓, test →)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return Path(path)
+
+
+def format_benchmark(doc: dict[str, Any]) -> str:
+    """A short text table: AUROC / TPR@5%FPR per detector and attack, then FPRs and the adaptive attack."""
+    lines = [f"{'detector':16s} {'trained on':14s} {'attack':16s} {'success':>8s} {'AUROC':>7s} {'TPR@5%':>7s} "
+             f"{'TPR@thr':>8s}"]
+    for r in doc["per_attack"]:
+        f = (lambda v: "   n/a" if v is None else f"{v:.3f}")  # noqa: E731
+        lines.append(f"{r['detector']:16s} {r['trained_on']:14s} {r['tag']:16s} {f(r['attack_success_rate']):>8s} "
+                     f"{f(r['auroc']):>7s} {f(r['tpr_at_5fpr']):>7s} {f(r.get('tpr')):>8s}")
+    lines.append("false-positive rate at the shipped threshold:")
+    for k, fprs in doc["noisy_negatives"]["fpr"].items():
+        lines.append(f"  {k:30s} " + ", ".join(f"{f}={v:.3f}" for f, v in fprs.items()))
+    for k, a in doc["adaptive"].items():
+        if not a.get("applicable"):
+            lines.append(f"adaptive attack on {k}: not applicable ({a['reason']})")
+            continue
+        ad, na = a["adaptive"], a.get("non_adaptive", {})
+        lines.append(f"adaptive attack on {k}: fooled and undetected {ad['fooled_and_evaded_rate']:.3f} "
+                     f"(non-adaptive {na.get('fooled_and_evaded_rate', float('nan')):.3f})")
+    return "\n".join(lines)
