@@ -1,10 +1,15 @@
 """Copy a finished training run into the package as a bundled checkpoint, with its test metrics.
 
     python tools/bundle_weights.py NAME RUN_DIR --data CIFAKE_DIR --command "fakescope train ..."
+    python tools/bundle_weights.py adversarial RUN_DIR --data ATTACKS_TEST_DIR --command "fakescope train ..."
 
 The test metrics are measured here (``fakescope.evaluate``) on the data's test split and stored in the
 checkpoint's JSON with the exact training command; ``weights/MANIFEST.json`` gets the SHA-256 of both files,
 which ``load_checkpoint`` verifies every time a bundled model is loaded.
+
+Adversarial runs: ``--data`` is an attack folder, or a folder of them (``fakescope attack --split test``), or a
+folder whose ``test/`` holds them. Test originals also present (byte-identical) in the run's training data are
+refused, so the figures never come from images the detector saw.
 """
 
 from __future__ import annotations
@@ -13,31 +18,53 @@ import argparse
 import json
 import platform
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from fakescope.data import load_dataset
+from fakescope.data.attacksets import shared_originals
 from fakescope.evaluation import evaluate
 from fakescope.io import sha256_file, write_json
 from fakescope.models.checkpoint import bundled_dir
 
 
-def main() -> None:
+def check_disjoint(doc: dict[str, Any], test_data: str) -> None:
+    """Adversarial runs: refuse test data whose originals appear in the run's training data."""
+    train_data = doc.get("train_config", {}).get("data")
+    size = doc["spec"]["image_size"]
+    if not train_data or not Path(train_data).exists():
+        print(f"note: training data {train_data!r} not found; train/test overlap not checked", file=sys.stderr)
+        return
+    shared = shared_originals(load_dataset(train_data, "adversarial", size, "train"),
+                              load_dataset(test_data, "adversarial", size, "test"))
+    if shared:
+        raise SystemExit(f"{test_data}: {shared} test original(s) also appear in the training data {train_data}; "
+                         "attack a disjoint split (fakescope attack --split test)")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
     ap.add_argument("run")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", required=True, help="test data (adversarial: attack folder(s) of TEST images)")
     ap.add_argument("--command", required=True, help="the exact command that trained the run")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     run, dst = Path(args.run), bundled_dir()
-    metrics = evaluate(str(run / "model.json"), args.data, out=str(run / "eval-test"), split="test")
     doc = json.loads((run / "model.json").read_text())
+    if doc["spec"]["task"] == "adversarial":
+        check_disjoint(doc, args.data)
+    metrics = evaluate(str(run / "model.json"), args.data, out=str(run / "eval-test"), split="test")
     shutil.copy(run / "model.safetensors", dst / f"{args.name}.safetensors")
     doc["weights_file"] = f"{args.name}.safetensors"
     doc["metrics"] = {**doc.get("metrics", {}), "test_accuracy": metrics["accuracy"],
                       "test_accuracy_ci95": metrics["accuracy_ci95"], "test_roc_auc": metrics["roc_auc"],
                       "test_size": metrics["n"]}
     doc["train_command"] = args.command
+    doc["test_data"] = str(args.data)
     doc["trained_on"] = f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
     write_json(dst / f"{args.name}.json", doc)
     manifest_path = dst / "MANIFEST.json"
@@ -46,6 +73,7 @@ def main() -> None:
                                           "weights_sha256": sha256_file(dst / f"{args.name}.safetensors")}
     write_json(manifest_path, manifest)
     print(f"bundled {args.name}: test accuracy {metrics['accuracy']:.4f} {metrics['accuracy_ci95']}")
+    return metrics
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from .models import list_bundled, list_models
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a detector or classifier")
     p.add_argument("--task", choices=["synthetic", "adversarial", "classify"])
-    p.add_argument("--data", help="CIFAKE layout, two-class folder, class folders, .npz or file list")
+    p.add_argument("--data", help="CIFAKE layout, two-class folder, class folders, .npz or file list; "
+                   "--task adversarial: an attack folder (fakescope attack --out) or a folder of them")
     p.add_argument("--arch", choices=list_models())
     p.add_argument("--config", help="JSON or TOML config file (flags override it)")
     p.add_argument("--out", help="run folder (default runs/train)")

@@ -45,7 +45,8 @@ def summarise(rows: list[Verdict]) -> str:
         parts.append(f"{len(errs)} unreadable: " + "; ".join(f"{e.path}: {e.error}" for e in errs[:3])
                      + (" ..." if len(errs) > 3 else ""))
     if warn:
-        parts.append(f"{len(warn)} outside the model's training distribution (see 'warning')")
+        parts.append(f"{len(warn)} with a warning (outside the model's training data, or resized/JPEG for the "
+                     "adversarial task; see 'warning')")
     return " | ".join(parts)
 
 

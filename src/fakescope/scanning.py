@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import expand_paths, iter_decoded
+from .data.images import DecodeInfo
 from .detector import Detector
 from .io import read_jsonl
 
@@ -74,7 +75,7 @@ def scan_iter(inputs: list[str], models: list[Detector], threshold: float | None
             s = d.scores(batch) if good else np.zeros(0)
             per_model[d.name] = (s, d.labels(s, threshold) if good else [])
         pos = {i: k for k, i in enumerate(good)}
-        for i, (path, (_arr, err, warn)) in enumerate(zip(paths, results, strict=True)):
+        for i, (path, (_arr, err, warn, info)) in enumerate(zip(paths, results, strict=True)):
             for d in models:
                 if (path, d.name) in skip:
                     continue
@@ -82,10 +83,23 @@ def scan_iter(inputs: list[str], models: list[Detector], threshold: float | None
                     s, labs = per_model[d.name]
                     t = d.threshold if threshold is None else threshold
                     score = float(s[pos[i]]) if s.ndim == 1 else float(s[pos[i]].max())
-                    rows.append(Verdict(path, d.task, labs[pos[i]], round(score, 6), t, d.name, warning=warn))
+                    note = adversarial_warning(info, size) if d.task == "adversarial" else warn
+                    rows.append(Verdict(path, d.task, labs[pos[i]], round(score, 6), t, d.name, warning=note))
                 else:
                     rows.append(Verdict(path, d.task, None, None, None, d.name, error=err))
         yield rows
+
+
+def adversarial_warning(info: DecodeInfo | None, size: int) -> str | None:
+    """Adversarial noise is a few grey levels per pixel: resizing or JPEG compression mostly erases it."""
+    if info is None:
+        return None
+    what = ([f"resized from {info.width}x{info.height} to {size}x{size}"] if (info.width, info.height) != (size, size)
+            else []) + (["JPEG-compressed"] if info.format in ("JPEG", "MPO") else [])
+    if not what:
+        return None
+    return (f"image {' and '.join(what)}: that erases most adversarial noise, so this verdict (a 'clean' one "
+            "above all) says little; scan the exact pixels the classifier received, losslessly stored")
 
 
 def drop_torn_tail(output: str | os.PathLike[str]) -> None:

@@ -36,14 +36,17 @@ MANIFEST_FORMAT = "fakescope-attack/1"
 
 
 class VictimLogits(nn.Module):
-    """(N, C) logits of a victim ``Net`` for float [0, 1] NCHW input; a binary net's logit z becomes [-z/2, z/2]."""
+    """(N, C) logits of a victim ``Net`` for float [0, 1] NCHW input; a binary net's logit z becomes [-z/2, z/2].
+
+    Input goes channels_last (ART hands over NCHW-contiguous copies; convolutions run ~1.5x faster on CPU).
+    """
 
     def __init__(self, net: Net) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.net(x)
+        z = self.net(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
         return torch.cat([-z / 2, z / 2], dim=1) if z.shape[1] == 1 else z
 
 
@@ -105,9 +108,24 @@ def _art(name: str, norm: str, eps: float | None, victim_net: Net, cls_path: str
     impl = cls(art_classifier(victim_net), **kw, batch_size=ART_BATCH)
 
     def generate(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return impl.generate(x=x, y=np.eye(n_cls, dtype=np.float32)[y]).astype(np.float32)
+        with frozen(victim_net):
+            return impl.generate(x=x, y=np.eye(n_cls, dtype=np.float32)[y]).astype(np.float32)
 
     return Attack(name, norm, eps, params, generate)
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """Parameters stop requiring grad meanwhile: ART's ``loss_gradient`` calls ``loss.backward()``, which would
+    also compute every weight gradient at each step (~1/3 of PGD's time on CPU); input gradients are unchanged."""
+    flags = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(net.parameters(), flags, strict=True):
+            p.requires_grad_(f)
 
 
 @register_attack("fgsm", doc="Fast gradient sign method: one L∞ step of size eps (default 8/255).")

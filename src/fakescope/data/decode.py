@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_open
-from .images import ImageError, decode_image
+from .images import DecodeInfo, ImageError, decode_image
 
 CACHE_VERSION = 1
 
@@ -20,21 +20,25 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _decode_chunk(args: tuple[list[str], int, str]) -> list[tuple[np.ndarray | None, str | None, str | None]]:
+Decoded = tuple[np.ndarray | None, str | None, str | None, DecodeInfo | None]
+
+
+def _decode_chunk(args: tuple[list[str], int, str]) -> list[Decoded]:
     paths, size, resample = args
-    out: list[tuple[np.ndarray | None, str | None, str | None]] = []
+    out: list[Decoded] = []
     for p in paths:
         try:
             arr, info = decode_image(p, size, resample)
-            out.append((arr, None, info.warning))
+            out.append((arr, None, info.warning, info))
         except ImageError as e:
-            out.append((None, str(e), None))
+            out.append((None, str(e), None, None))
     return out
 
 
 def iter_decoded(paths: list[str], size: int, resample: str = "bicubic", workers: int | None = None,
                  chunk: int = 256):
-    """Yield ``(start, results)`` per chunk, in order; results are ``(array|None, error|None, warning|None)``."""
+    """Yield ``(start, results)`` per chunk, in order; results are ``(array|None, error|None, warning|None,
+    DecodeInfo|None)`` (the info gives the file's own size and format)."""
     workers = default_workers() if workers is None else workers
     chunks = [(paths[i:i + chunk], size, resample) for i in range(0, len(paths), chunk)]
     if workers <= 1 or len(chunks) <= 1:
@@ -53,7 +57,7 @@ def decode_many(paths: list[str], size: int, resample: str = "bicubic", workers:
     ok = np.zeros(len(paths), bool)
     errors: list[str | None] = [None] * len(paths)
     for start, res in iter_decoded(paths, size, resample, workers):
-        for j, (arr, err, _warn) in enumerate(res):
+        for j, (arr, err, *_rest) in enumerate(res):
             if arr is not None:
                 images[start + j] = arr
                 ok[start + j] = True

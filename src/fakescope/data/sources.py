@@ -14,6 +14,7 @@ from .decode import cached_decode
 from .files import cifar_class_from_name, is_image_name
 
 _SYNTHETIC_NAMES = {"real": 0, "fake": 1, "clean": 0, "attacked": 1, "adversarial": 1, "adv": 1}
+_TASK_CLASSES = {"synthetic": ["REAL", "FAKE"], "adversarial": ["clean", "attacked"]}
 
 
 class DataError(ValueError):
@@ -160,23 +161,41 @@ def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: list[str] | None = None) -> ImageSet:
-    """An ``.npz`` with ``images`` (and optional ``labels``); ``label`` sets one label for all images."""
+def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: list[str] | None = None,
+             task: str | None = None) -> ImageSet:
+    """An ``.npz`` with ``images`` (optional ``labels``, and ``groups`` tying pairs, as in ``seed_dataset.npz``).
+
+    ``label`` sets one label for all images. Classes: ``classes``, else by ``task`` (classify: one per label
+    value), else clean/attacked. Labels outside the classes are refused.
+    """
+    groups = None
     try:
         with np.load(path, allow_pickle=False) as z:
             if "images" not in z.files:
                 raise DataError(f"{path}: no 'images' array (found {z.files})")
             images = images_from_array(z["images"], str(path))
             labels = z["labels"].astype(np.int64) if "labels" in z.files and label is None else None
+            if "groups" in z.files:
+                groups = z["groups"].astype(np.int64)
     except (OSError, ValueError) as e:
         if isinstance(e, DataError):
             raise
         raise DataError(f"{path}: not a readable .npz ({e})") from None
     if labels is None:
         labels = np.full(len(images), 0 if label is None else label, np.int64)
-    if len(labels) != len(images):
-        raise DataError(f"{path}: {len(labels)} labels for {len(images)} images")
-    return ImageSet(images, labels, classes or ["clean", "attacked"], paths=[f"{path}#{i}" for i in range(len(images))])
+    if len(labels) != len(images) or (groups is not None and len(groups) != len(images)):
+        raise DataError(f"{path}: {len(labels)} labels / {len(images) if groups is None else len(groups)} groups "
+                        f"for {len(images)} images")
+    if classes is None and task == "classify":
+        classes = [str(k) for k in range(int(labels.max(initial=0)) + 1)]
+    classes = classes or list(_TASK_CLASSES.get(task or "", ["clean", "attacked"]))
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        hint = (" (originals.npz/attacked.npz hold the victim's classes: pass their attack folder instead)"
+                if Path(path).name in ("originals.npz", "attacked.npz") else "")
+        raise DataError(f"{path}: labels span {labels.min()}..{labels.max()}, expected 0..{len(classes) - 1} "
+                        f"for classes {classes}{hint}")
+    return ImageSet(images, labels, classes, paths=[f"{path}#{i}" for i in range(len(images))],
+                    groups=groups if groups is not None else np.zeros(0, np.int64))
 
 
 def load_file_list(list_path: str | os.PathLike[str], size: int = 32, classes: list[str] | None = None,
@@ -205,16 +224,22 @@ def load_file_list(list_path: str | os.PathLike[str], size: int = 32, classes: l
 
 def load_dataset(source: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
                  workers: int | None = None, progress: object | None = None) -> ImageSet:
-    """Dispatch on what ``source`` is: folder, CIFAR-10 python batches, ``.npz`` or file list."""
+    """Dispatch on what ``source`` is: folder, CIFAR-10 python batches, attack folder(s) (``attacksets``),
+    ``.npz`` or file list."""
     s = str(source)
     if os.path.isdir(s):
+        from .attacksets import find_attack_dirs, load_attack_sets
         from .cifar import cifar_batches_dir, load_cifar_batches
 
         if cifar_batches_dir(s) is not None:
             return load_cifar_batches(s, split, size, task)
+        if find_attack_dirs(s, split):
+            if task != "adversarial":
+                raise DataError(f"{s} holds attack folders (clean/attacked pairs): use task 'adversarial'")
+            return load_attack_sets(s, size, split)
         return load_folder(s, task, size, split, workers, progress=progress)
     if s.endswith(".npz"):
-        return load_npz(s)
+        return load_npz(s, task=task)
     if s.endswith((".txt", ".lst", ".csv")):
         return load_file_list(s, size, workers=workers)
     raise DataError(f"{s}: expected a folder, an .npz or a file list (.txt/.csv)")
