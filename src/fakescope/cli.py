@@ -119,6 +119,16 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="web app and HTTP API (needs: pip install \"fakescope[serve]\")")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", action="append", help="bundled name or checkpoint path; repeat (default: every "
+                   "bundled model)")
+    p.add_argument("--max-upload-mb", type=float, default=20, dest="max_upload_mb",
+                   help="largest request body accepted, in MB (default 20)")
+
+
 def _run_report_or_study(args: argparse.Namespace) -> int:
     """``fakescope report`` and ``fakescope study ...``."""
     if args.command == "report":
@@ -177,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_scan(sub)
     _add_report(sub)
     _add_study(sub)
+    _add_serve(sub)
     p = sub.add_parser("demo", help="scan the bundled sample images with the bundled models")
     p.add_argument("--model", default="fast")
     p.add_argument("--out", default="fakescope-demo", help="folder for results.jsonl and results.csv")
@@ -226,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("report", "study"):
         return _run_report_or_study(args)
+    if args.command == "serve":
+        from .serve import run_server
+
+        return run_server(args.host, args.port, args.model, args.max_upload_mb)
     if args.command == "train":
         from .config import resolve_config
         from .training import fit

@@ -1,0 +1,141 @@
+"""Web app and HTTP API: same verdicts as ``scan``, per-file errors, size limit, Grad-CAM PNG, static page, CLI."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+import fakescope  # noqa: E402
+from fakescope.cli import main  # noqa: E402
+from fakescope.commands import samples_dir  # noqa: E402
+from fakescope.detector import Detector  # noqa: E402
+from fakescope.scanning import FIELDS, scan  # noqa: E402
+from fakescope.serve import INSTALL_HINT, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fast() -> Detector:
+    return Detector.load("fast")
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app())  # default: every bundled checkpoint
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Path]:
+    return [sorted((samples_dir() / c).glob("*.jpg"))[0] for c in ("REAL", "FAKE")]
+
+
+def _files(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (name, data, "application/octet-stream")) for name, data in items]
+
+
+def test_health(client: TestClient) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ok"] is True and body["version"] == fakescope.__version__
+    assert "fast" in body["models"]
+
+
+def test_models_lists_bundled_fast(client: TestClient, fast: Detector) -> None:
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    m = models["fast"]
+    assert m["task"] == "synthetic" and m["classes"] == ["REAL", "FAKE"]
+    assert m["threshold"] == pytest.approx(fast.threshold)
+    assert m["temperature"] == pytest.approx(fast.net.spec.temperature)
+    assert m["image_size"] == 32 and 0.5 < m["metrics"]["test_accuracy"] <= 1.0
+
+
+def test_scan_matches_python_scan(client: TestClient, samples: list[Path], fast: Detector) -> None:
+    r = client.post("/api/scan", files=_files(*[(p.name, p.read_bytes()) for p in samples]), data={"model": "fast"})
+    assert r.status_code == 200
+    rows = r.json()
+    expected = scan([str(p) for p in samples], fast)
+    assert len(rows) == len(expected) == 2
+    for row, exp, p in zip(rows, expected, samples, strict=True):
+        assert set(row) == set(FIELDS)
+        assert row["path"] == p.name and row["model"] == "fast" and row["task"] == "synthetic"
+        assert row["error"] is None and row["label"] == exp.label
+        assert row["score"] == pytest.approx(exp.score, abs=1e-6)
+        assert row["threshold"] == pytest.approx(fast.threshold)
+
+
+def test_threshold_override_and_unknown_model(client: TestClient, samples: list[Path]) -> None:
+    one = _files((samples[0].name, samples[0].read_bytes()))
+    rows = client.post("/api/scan", files=one, data={"threshold": "0", "model": "fast"}).json()
+    assert rows[0]["label"] == "FAKE" and rows[0]["threshold"] == 0.0
+    r = client.post("/api/scan", files=one, data={"model": "nope"})
+    assert r.status_code == 400 and "unknown model" in r.json()["detail"]
+    assert client.post("/api/scan", files=one, data={"threshold": "2"}).status_code == 400
+
+
+def test_broken_uploads_get_row_errors(client: TestClient, samples: list[Path]) -> None:
+    good = samples[1]
+    r = client.post("/api/scan", files=_files(("empty.jpg", b""), ("notes.png", b"just some text\n"),
+                                              (good.name, good.read_bytes())), data={"model": "fast"})
+    assert r.status_code == 200
+    rows = {row["path"]: row for row in r.json()}
+    assert "empty" in rows["empty.jpg"]["error"] and rows["empty.jpg"]["label"] is None
+    assert "not a readable image" in rows["notes.png"]["error"] and rows["notes.png"]["score"] is None
+    assert rows[good.name]["error"] is None and rows[good.name]["label"] in ("REAL", "FAKE")
+
+
+def test_no_files_is_a_clear_400(client: TestClient) -> None:
+    r = client.post("/api/scan", data={"model": "fast"})
+    assert r.status_code == 400 and "no files" in r.json()["detail"]
+
+
+def test_oversize_upload_is_413(fast: Detector, samples: list[Path]) -> None:
+    small = TestClient(create_app([fast], max_upload_mb=0.05))
+    big = _files(("big.jpg", b"\xff" * 200_000))
+    r = small.post("/api/scan", files=big)
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    r = small.post("/api/scan", content=iter([b"x" * 65_536] * 4),  # streamed: no Content-Length to trust
+                   headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413
+    ok = small.post("/api/scan", files=_files((samples[0].name, samples[0].read_bytes())))
+    assert ok.status_code == 200 and ok.json()[0]["error"] is None
+
+
+def test_explain_returns_png(client: TestClient, samples: list[Path]) -> None:
+    p = samples[1]
+    r = client.post("/api/explain", files={"file": (p.name, p.read_bytes(), "image/jpeg")}, data={"model": "fast"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n" and len(r.content) > 5000
+    assert r.headers["x-fakescope-label"] in ("REAL", "FAKE")
+    bad = client.post("/api/explain", files={"file": ("x.png", b"text", "image/png")})
+    assert bad.status_code == 422 and "not a readable image" in bad.json()["error"]
+
+
+def test_index_page(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert '<form id="upload-form"' in html and 'type="file"' in html and "/api/scan" in html
+    assert "http://" not in html and "https://" not in html  # offline: no external requests
+
+
+def test_cli_serve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import fakescope.serve as serve
+
+    calls: list[tuple[object, str, int]] = []
+    monkeypatch.setattr(serve, "missing_dependencies", lambda server=False: [])
+    fake = types.ModuleType("uvicorn")
+    fake.run = lambda app, host, port, **kw: calls.append((app, host, port))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uvicorn", fake)  # no server is started; uvicorn need not be installed
+    assert main(["serve", "--port", "8123", "--model", "fast"]) == 0
+    assert calls and calls[0][1:] == ("127.0.0.1", 8123)
+    monkeypatch.setattr(serve, "missing_dependencies", lambda server=False: ["uvicorn"])
+    assert main(["serve"]) == 2
+    assert INSTALL_HINT in capsys.readouterr().err
