@@ -7,6 +7,12 @@ import torch
 import torch.nn.functional as F
 
 
+def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """P(label 1) = sigmoid(logit / T), without overflow warnings for very confident logits."""
+    z = np.clip(np.asarray(logits, np.float64) / temperature, -500.0, 500.0)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
     """The temperature T > 0 minimising validation NLL of ``logits / T`` (binary or multi-class)."""
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)

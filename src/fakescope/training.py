@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save
 
 from . import __version__
-from .calibration import choose_threshold, fit_temperature
+from .calibration import calibrated_probs, choose_threshold, fit_temperature
 from .config import TrainConfig
 from .data import ImageSet, load_dataset, train_val_split
 from .data.sources import check_balance
@@ -242,7 +242,7 @@ def finalize(run: Path, net: Net, val: ImageSet, cfg: TrainConfig, fingerprint: 
     spec = net.spec
     if spec.binary:
         spec.temperature = fit_temperature(ev["logits"], val.labels)
-        probs = 1 / (1 + np.exp(-ev["logits"] / spec.temperature))
+        probs = calibrated_probs(ev["logits"], spec.temperature)
         spec.threshold = choose_threshold(probs, val.labels)
         val_acc = float(((probs >= spec.threshold).astype(int) == val.labels).mean())
     else:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..calibration import choose_threshold, fit_temperature
+from ..calibration import calibrated_probs, choose_threshold, fit_temperature
 from ..data import ImageSet, load_dataset, train_val_split
 from ..infer import predict_logits
 from ..io import write_json
@@ -159,7 +159,7 @@ def _recalibrate(net: Net, val: ImageSet, tta: bool) -> None:
     if len(np.unique(val.labels)) < 2:
         return
     net.spec.temperature = fit_temperature(z, val.labels)
-    net.spec.threshold = choose_threshold(1 / (1 + np.exp(-z / net.spec.temperature)), val.labels)
+    net.spec.threshold = choose_threshold(calibrated_probs(z, net.spec.temperature), val.labels)
 
 
 def evasion_study(model: str, data: str, out: str, eps_list: tuple[float, ...] = DEFAULT_EPS, steps: int = 10,
