@@ -65,6 +65,17 @@ def test_augment_batch_changes_some_images_and_is_deterministic() -> None:
     assert torch.equal(augment_batch(x, torch.Generator().manual_seed(0), p=0.0), x)
 
 
+def test_negatives_augment_degrades_only_label_0() -> None:
+    from fakescope.training import _robust
+
+    x = _batch(64)
+    y = torch.arange(64) % 2
+    out = _robust(x, torch.Generator().manual_seed(0), y)
+    changed = (out != x).flatten(1).any(1)
+    assert not changed[y == 1].any(), "an attacked (label 1) image was degraded"
+    assert changed[y == 0].any() and not changed[y == 0].all()
+
+
 @pytest.mark.parametrize("op", AUGMENT_OPS)
 def test_every_augment_op_degrades_within_range(op: str) -> None:
     x = _batch(6)

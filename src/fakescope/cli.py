@@ -34,8 +34,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, dest="weight_decay")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
     p.add_argument("--no-flip", action="store_false", dest="flip", default=None)
-    p.add_argument("--augment", choices=["none", "robust"],
-                   help="robust: also degrade half the training images (random JPEG, blur, noise, rescale)")
+    p.add_argument("--augment", choices=["none", "robust", "negatives"],
+                   help="robust: also degrade half the training images (random JPEG, blur, noise, rescale); "
+                   "negatives: degrade only label-0 images (adversarial detectors: processed clean images)")
     p.add_argument("--no-tta", action="store_false", dest="tta", default=None,
                    help="do not average with the horizontal flip at inference (2x faster scans)")
     p.add_argument("--image-size", type=int, dest="image_size")

@@ -28,7 +28,7 @@ from .io import append_jsonl, read_jsonl, write_bytes, write_json
 from .models import TASKS, ModelSpec, Net, save_checkpoint
 from .progress import Progress
 
-AUGMENTS = ("none", "robust")
+AUGMENTS = ("none", "robust", "negatives")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -93,11 +93,16 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
 
 
-def _robust(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """``--augment robust``: ``studies.perturb.augment_batch`` (half the images degraded), drawn from ``gen``."""
+def _robust(x: torch.Tensor, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
+    """``--augment robust``: ``studies.perturb.augment_batch`` (half the images degraded), drawn from ``gen``.
+
+    With ``y`` (``--augment negatives``) only label-0 images are degraded: an adversarial detector then sees
+    JPEG-re-encoded, blurred, rescaled and noisy CLEAN images, so "any noise" stops being evidence of an attack.
+    """
     from .studies.perturb import augment_batch  # lazy: studies import evaluation, sklearn...
 
-    return augment_batch(x, gen)
+    out = augment_batch(x, gen)
+    return out if y is None else torch.where((y == 0).view(-1, 1, 1, 1), out, x)
 
 
 def _subsample(ds: ImageSet, per_class: int, seed: int) -> ImageSet:
@@ -211,8 +216,8 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
                 x = x_all[idx]
                 if cfg.flip:
                     x = _augment(x, gen)
-                if cfg.augment == "robust":
-                    x = _robust(x, gen)
+                if cfg.augment != "none":
+                    x = _robust(x, gen, y_all[idx] if cfg.augment == "negatives" else None)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(cfg, step, total)
                 m = train_step(net, opt, x, y_all[idx], cfg, amp)
