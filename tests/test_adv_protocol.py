@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from fakescope.adversarial import (
+    CheckpointDetector,
+    ResidualCNN,
     adversarial_benchmark,
+    attack_sets_from_dirs,
     build_attack_sets,
     create_detector,
     evaluate_scores,
@@ -25,15 +28,16 @@ from fakescope.adversarial import (
     paired_imageset,
 )
 from fakescope.adversarial.adaptive import adaptive_evaluation, adaptive_pgd
-from fakescope.adversarial.attacks import predict
+from fakescope.adversarial.attacks import predict, write_attack
 from fakescope.adversarial.protocol import gaussian_like, l2_per_image, noisy_negatives, tpr_at_fpr
 from fakescope.cli import main
 from fakescope.config import TrainConfig
 from fakescope.data import DataError, ImageSet, load_dataset
 from fakescope.data.cifar import UnsafePickleError, safe_load_batch
+from fakescope.io import sha256_file
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
 from fakescope.reproduce_adversarial import format_reproduce_adversarial, reproduce_adversarial
-from fakescope.training import make_optimizer, train_step
+from fakescope.training import fit, make_optimizer, train_step
 
 FAST_RESIDUAL = {"epochs": 3, "width": 4, "batch_size": 16}
 TINY_ATTACKS = [("fgsm", 2 / 255), ("fgsm", 8 / 255), ("pgd", 8 / 255), ("deepfool-fast", None)]
@@ -253,6 +257,7 @@ def test_benchmark_end_to_end(victim: Net, tmp_path: Path) -> None:
     cross = doc["cross_attack"]["residual-cnn"]
     assert cross["train"] == ["fgsm-eps8", "pgd-eps8"] and np.array(cross["auroc"], float).shape == (2, 4)
     fprs = doc["noisy_negatives"]["fpr"]
+    assert doc["residual_negatives"] is True and all(r["threshold_source"] == "val-fpr" for r in doc["per_attack"])
     assert set(fprs) == {"feature-squeeze@clean", "mahalanobis@clean", "residual-cnn@fgsm-eps8",
                          "residual-cnn@pgd-eps8"}
     for fams in fprs.values():
@@ -304,7 +309,103 @@ def test_command_lines(victim_ckpt: Path, tmp_path: Path, capsys: pytest.Capture
     rc = main(["adversarial-benchmark", "--victim", str(victim_ckpt), "--data", str(root), "--out",
                str(tmp_path / "bench"), "--n-train", "12", "--n-val", "6", "--n-test", "12", "--attack", "fgsm:8",
                "--detector", "feature-squeeze", "--detector", "residual-cnn", "--residual-epochs", "1",
-               "--residual-width", "4", "--adaptive-attack", "fgsm:8", "--adaptive-steps", "2", "--quiet"])
+               "--residual-width", "4", "--adaptive-attack", "fgsm:8", "--adaptive-steps", "2", "--no-negatives",
+               "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0 and "fgsm-eps8" in out and (tmp_path / "bench" / "eps_curves.png").exists()
+    assert json.loads((tmp_path / "bench" / "detector_eval.json").read_text())["residual_negatives"] is False
     assert main(["reproduce", "adversarial", "--data", str(root)]) == 2  # --victim missing
+
+
+# ---- degraded clean negatives, trained checkpoints, attack folders ------------------------------------------------
+
+
+def test_residual_negatives_degrade_clean_images_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """negatives=True routes residual-cnn's batches through training._robust with labels: label-1 (attacked) rows
+    come out untouched, some label-0 rows degraded; negatives=False never degrades."""
+    import fakescope.training as training
+
+    calls: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+    real = training._robust
+
+    def spy(x: torch.Tensor, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
+        out = real(x, gen, y)
+        calls.append((x.clone(), None if y is None else y.clone(), out.clone()))
+        return out
+
+    monkeypatch.setattr(training, "_robust", spy)
+    x, _ = structured(40, seed=5)
+    adv = np.clip(x.astype(np.int16) + np.where(np.indices(x.shape).sum(0) % 2, 6, -6), 0, 255).astype(np.uint8)
+    det = ResidualCNN(epochs=2, width=4, batch_size=16, negatives=True).fit(x, adv)
+    assert det.cfg_kw["augment"] == "negatives" and np.isfinite(det.threshold) and calls
+    changed_clean = 0
+    for xb, yb, ob in calls:
+        assert yb is not None and torch.equal(ob[yb == 1], xb[yb == 1])
+        changed_clean += int((ob[yb == 0] != xb[yb == 0]).flatten(1).any(1).sum())
+    assert changed_clean > 0
+    calls.clear()
+    assert ResidualCNN(epochs=1, width=4, batch_size=16).fit(x, adv).cfg_kw["augment"] == "none" and not calls
+
+
+def _attack_folders(victim: Net, root: Path, x: np.ndarray, y: np.ndarray, idx: np.ndarray, split: str,
+                    partial: int | None = None) -> list[str]:
+    """``fakescope attack``-style folders under ``root/split``: fgsm-eps8 on every source, deepfool-fast on the
+    first ``partial`` only; the source indices go into the manifests."""
+    sets = build_attack_sets(victim, x[idx], y[idx], [("fgsm", 8 / 255), ("deepfool-fast", None)])
+    for tag, st in sets.items():
+        n = len(idx) if partial is None or tag == "fgsm-eps8" else partial
+        manifest = {"attack": st["attack"], "eps": st["eps"], "norm": st["norm"], "stats": st["stats"],
+                    "source": {"data": "fixture", "split": split, "indices": idx[:n].tolist()}}
+        write_attack(root / split / tag, x[idx][:n], st["images"][:n], y[idx][:n], manifest)
+    return list(sets)
+
+
+def test_checkpoint_detector_through_benchmark(victim: Net, victim_ckpt: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = structured(70, seed=21)
+    _attack_folders(victim, tmp_path / "attacks", x, y, np.arange(40), "train")
+    tags = _attack_folders(victim, tmp_path / "attacks", x, y, np.arange(40, 70), "test", partial=20)
+    cfg = TrainConfig(task="adversarial", arch="srm-cnn", arch_kwargs={"width": 4}, epochs=1, batch_size=8,
+                      optimizer="adam", lr=2e-3, weight_decay=0.0, augment="negatives", val_fraction=0.25,
+                      log_every=0, device="cpu", out=str(tmp_path / "det"))
+    fit(cfg, dataset=load_dataset(tmp_path / "attacks", "adversarial", 32, "train"), quiet=True)
+    ckpt = tmp_path / "det" / "model.json"
+    before = sha256_file(tmp_path / "det" / "model.safetensors")
+
+    images, labels, groups, sets = attack_sets_from_dirs(tmp_path / "attacks" / "test", 32)
+    assert len(images) == 30 and list(sets) == sorted(tags) and np.array_equal(labels, y[40:])
+    assert not sets["deepfool-fast"]["changed"][20:].any() and len(np.unique(groups)) == 30
+    with pytest.raises(RuntimeError, match="never refitted"):
+        CheckpointDetector(ckpt).fit(images, images)
+    with pytest.raises(ValueError, match="task adversarial"):
+        CheckpointDetector(victim_ckpt)  # a classifier, not a detector
+
+    doc = adversarial_benchmark(victim_ckpt, None, tmp_path / "bench", detectors=(), checkpoints=[ckpt],
+                                attack_dir=tmp_path / "attacks" / "test", adaptive=("fgsm", 8 / 255),
+                                adaptive_steps=3, adaptive_lambda=1.0, quiet=True)
+    assert sha256_file(tmp_path / "det" / "model.safetensors") == before
+    keys = {"checkpoint:det": "checkpoint", "checkpoint:det:val-threshold": "val-fpr"}
+    assert {k: c["threshold_source"] for k, c in doc["checkpoints"].items()} == keys
+    for c in doc["checkpoints"].values():
+        assert c["parameters_unchanged"] and c["weights_file_unchanged"] and 0.0 <= c["val_fpr_at_threshold"] <= 1.0
+    assert doc["checkpoints"]["checkpoint:det:val-threshold"]["val_fpr_at_threshold"] <= 0.05
+    assert doc["sizes"]["train"] == 0 and sum(doc["sizes"].values()) == 30 and doc["pair_leak_val_test"] == 0.0
+    assert {(r["detector"], r["tag"], r["threshold_source"]) for r in doc["per_attack"]} == \
+        {(k, t, src) for k, src in keys.items() for t in tags}
+    for r in doc["per_attack"]:
+        assert r["trained_on"] == "checkpoint" and 0.0 <= r["fpr"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
+        assert r["n_attacked"] > 0 and 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["tpr_at_1fpr"] <= 1.0
+        assert doc["noisy_negatives"]["families"][f"noise-l2-{r['tag']}"]["n"] == r["n_attacked"]  # attacked only
+    for k in keys:
+        assert all(0.0 <= v <= 1.0 for v in doc["noisy_negatives"]["fpr"][f"{k}@checkpoint"].values())
+        ad = doc["adaptive"][k]
+        assert ad["applicable"] and ad["detector_trained_on"] == "checkpoint"
+        assert all(0.0 <= ad[w]["fooled_and_evaded_rate"] <= 1.0 for w in ("adaptive", "non_adaptive"))
+        assert ad["adaptive"]["linf_max"] <= 8 / 255 + 1e-9
+
+    rc = main(["adversarial-benchmark", "--victim", str(victim_ckpt), "--attack-dir", str(tmp_path / "attacks"),
+               "--detector-checkpoint", str(ckpt), "--only-checkpoints", "--no-adaptive", "--attack", "fgsm:8",
+               "--out", str(tmp_path / "cli"), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "checkpoint:det:val-threshold" in out and "deepfool-fast" not in out
+    assert sha256_file(tmp_path / "det" / "model.safetensors") == before

@@ -36,14 +36,31 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("adversarial-benchmark", help="evaluate adversarial-image detectors: per attack × ε, "
                        "cross-attack, false positives on processed clean images, adaptive attack")
     p.add_argument("--victim", required=True, help="a classify checkpoint (fakescope train --task classify)")
-    p.add_argument("--data", required=True, help="class folders (CIFAR-10 layout), CIFAR-10 batches or .npz")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="images to attack: class folders (CIFAR-10 layout), CIFAR-10 batches or .npz")
+    src.add_argument("--attack-dir", dest="attack_dir",
+                     help="instead of --data: folders written by fakescope attack (DIR, DIR/SPLIT or DIR/*); their "
+                          "distinct originals are split by source group into validation / test / train")
     p.add_argument("--out", required=True, help="folder for detector_eval.json and the plots")
     p.add_argument("--split", default="test")
-    p.add_argument("--n-train", dest="n_train", type=int, default=1000, help="source images to train detectors on")
-    p.add_argument("--n-val", dest="n_val", type=int, default=500, help="source images to set thresholds on")
-    p.add_argument("--n-test", dest="n_test", type=int, default=1000, help="source images to test on")
+    p.add_argument("--n-train", dest="n_train", type=int,
+                   help="source images to train detectors on (default 1000, 0 with no --detector; with "
+                        "--attack-dir: at most this many of the groups left over)")
+    p.add_argument("--n-val", dest="n_val", type=float,
+                   help="source images to set thresholds on (default 500; with --attack-dir a number of groups or "
+                        "a fraction < 1, default 0.2)")
+    p.add_argument("--n-test", dest="n_test", type=float,
+                   help="source images to test on (default 1000; with --attack-dir a number of groups or a fraction "
+                        "< 1, default 0.4, or 0.8 with no --detector)")
     p.add_argument("--detector", action="append",
-                   help="feature-squeeze, mahalanobis, residual-cnn; repeat (default all)")
+                   help="feature-squeeze, mahalanobis, residual-cnn, or none; repeat (default all)")
+    p.add_argument("--detector-checkpoint", dest="detector_checkpoint", action="append", metavar="PATH",
+                   help="a trained checkpoint of task adversarial (e.g. runs/adversarial/model.json), evaluated as "
+                        "it is at its calibrated threshold and at --fpr on clean validation; repeat")
+    p.add_argument("--only-checkpoints", dest="only_checkpoints", action="store_true",
+                   help="evaluate only the --detector-checkpoint models (same as --detector none)")
+    p.add_argument("--no-negatives", dest="negatives", action="store_false",
+                   help="train residual-cnn without degraded clean negatives (JPEG/blur/noise/rescale on label 0)")
     p.add_argument("--attack", action="append", metavar="NAME[:EPS]",
                    help="e.g. fgsm:8 (EPS in 0..255) or deepfool-fast; repeat (default FGSM/BIM/PGD at 2, 4, 8 + "
                         "deepfool-fast + cw-l2-fast)")
@@ -94,9 +111,12 @@ def run_reproduce_adversarial(args: argparse.Namespace) -> int:
 def run_adversarial_benchmark(args: argparse.Namespace) -> int:
     """``fakescope adversarial-benchmark``."""
     from .adversarial.benchmark import DEFAULT_DETECTORS, adversarial_benchmark, format_benchmark
-    from .adversarial.protocol import DEFAULT_ATTACKS
 
-    attacks = [parse_attack(a) for a in args.attack] if args.attack else list(DEFAULT_ATTACKS)
+    attacks = [parse_attack(a) for a in args.attack] if args.attack else None
+    detectors = [] if args.only_checkpoints else [d for d in args.detector or DEFAULT_DETECTORS if d != "none"]
+    checkpoints = args.detector_checkpoint or []
+    if not detectors and not checkpoints:
+        raise ValueError("nothing to evaluate: give a --detector or a --detector-checkpoint")
     adaptive = None
     if args.adaptive:
         name, eps = parse_attack(args.adaptive_attack)
@@ -104,10 +124,11 @@ def run_adversarial_benchmark(args: argparse.Namespace) -> int:
             raise ValueError("--adaptive-attack needs a budget, e.g. pgd:8")
         adaptive = (name, eps)
     doc = adversarial_benchmark(args.victim, args.data, args.out, n_train=args.n_train, n_val=args.n_val,
-                                n_test=args.n_test, detectors=args.detector or DEFAULT_DETECTORS, attacks=attacks,
+                                n_test=args.n_test, detectors=detectors, attacks=attacks,
                                 train_attacks=args.train_attack, split=args.split, fpr=args.fpr, adaptive=adaptive,
                                 adaptive_steps=args.adaptive_steps,
-                                detector_kw={"residual-cnn": _residual_kw(args)}, seed=args.seed, quiet=args.quiet)
+                                detector_kw={"residual-cnn": _residual_kw(args)}, seed=args.seed, quiet=args.quiet,
+                                negatives=args.negatives, checkpoints=checkpoints, attack_dir=args.attack_dir)
     print(format_benchmark(doc))
     plots = ", ".join(Path(p).name for p in doc["plots"].values())
     print(f"\nwritten: {Path(args.out) / 'detector_eval.json'} (+ {plots})")

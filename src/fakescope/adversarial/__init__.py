@@ -30,6 +30,7 @@ from .benchmark import adversarial_benchmark
 from .detectors import (
     DETECTORS,
     AdversarialDetector,
+    CheckpointDetector,
     FeatureSqueezing,
     Mahalanobis,
     ResidualCNN,
@@ -41,6 +42,7 @@ from .detectors import (
 from .fast_attacks import torch_cw_l2, torch_deepfool
 from .protocol import (
     DEFAULT_ATTACKS,
+    attack_sets_from_dirs,
     build_attack_sets,
     evaluate_detector,
     evaluate_scores,
@@ -51,10 +53,12 @@ from .protocol import (
 )
 
 __all__ = [
-    "ATTACKS", "DEFAULT_ATTACKS", "DETECTORS", "AdversarialDetector", "Attack", "FeatureSqueezing", "Mahalanobis",
+    "ATTACKS", "DEFAULT_ATTACKS", "DETECTORS", "AdversarialDetector", "Attack", "CheckpointDetector",
+    "FeatureSqueezing", "Mahalanobis",
     "ResidualCNN", "VictimLogits", "art_classifier", "attack_stats", "create_attack", "create_detector", "list_attacks",
     "list_detectors", "make_manifest", "paired_imageset", "perturbation_stats", "read_attack", "run_attack", "ssim",
     "threshold_at_fpr", "to_uint8", "torch_cw_l2", "torch_deepfool", "verify_manifest", "write_attack",
-    "adaptive_evaluation", "adaptive_pgd", "adversarial_benchmark", "build_attack_sets", "evaluate_detector",
+    "adaptive_evaluation", "adaptive_pgd", "adversarial_benchmark", "attack_sets_from_dirs",
+    "build_attack_sets", "evaluate_detector",
     "evaluate_scores", "fit_detector", "group_split", "noisy_negatives", "pair_leak",
 ]

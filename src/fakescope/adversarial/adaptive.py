@@ -7,11 +7,14 @@ detector's score (a logit for residual-cnn, a squared distance for Mahalanobis):
 Carlini & Wagner (2017, "Adversarial examples are not easily detected"), in its ``CE - λ·score`` spirit.
 Every step is judged on the ROUNDED uint8 image (what an attacker would save), kept within ε (L∞) of the
 original; per image, the first rounded point that both fools the victim and scores at or below the threshold is
-kept.
+kept. A trained checkpoint (``CheckpointDetector``, score = calibrated probability) is attacked through its
+log-odds against the log-odds of its threshold: the same decision, without the float32 sigmoid's vanishing
+gradient on confidently detected images.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +23,7 @@ import torch
 
 from ..models.net import Net
 from .attacks import VictimLogits, predict, seeded
-from .detectors import AdversarialDetector, Mahalanobis, ResidualCNN
+from .detectors import AdversarialDetector, CheckpointDetector, Mahalanobis, ResidualCNN
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -28,6 +31,8 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 def differentiable_score(det: AdversarialDetector) -> ScoreFn | None:
     """A torch function float [0, 1] NCHW → the detector's score (as ``det.score``), or ``None`` when the
     detector is not differentiable (feature squeezing rounds bit depth and takes medians)."""
+    if isinstance(det, CheckpointDetector):
+        return lambda x: torch.sigmoid(det.log_odds(x))
     if isinstance(det, ResidualCNN) and det.net is not None:
         rnet = det.net.eval()
         return lambda x: rnet.logits(x).reshape(len(x))
@@ -47,6 +52,17 @@ def differentiable_score(det: AdversarialDetector) -> ScoreFn | None:
 
         return maha
     return None
+
+
+def attack_objective(det: AdversarialDetector) -> tuple[ScoreFn, float] | None:
+    """(score function, threshold) that adaptive PGD pushes below: the log-odds and the threshold's log-odds for a
+    probability-scored checkpoint, else ``differentiable_score`` and ``det.threshold``; ``None`` if not
+    differentiable."""
+    if isinstance(det, CheckpointDetector):
+        t = min(max(det.threshold, 1e-12), 1.0 - 1e-12)
+        return det.log_odds, math.log(t / (1.0 - t))
+    fn = differentiable_score(det)
+    return None if fn is None else (fn, det.threshold)
 
 
 def _round_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
@@ -123,15 +139,15 @@ def adaptive_evaluation(victim: Net, det: AdversarialDetector, clean: np.ndarray
     """Adaptive PGD against ``det`` at its shipped threshold, once per λ in ``lam``; per image, the attacker wins
     if any run both fools the victim and evades the detector. ``baseline_adv`` (the same images attacked without
     regard to the detector) gives the non-adaptive rates. Non-differentiable detectors get a note instead."""
-    fn = differentiable_score(det)
-    if fn is None:
+    objective = attack_objective(det)
+    if objective is None:
         return {"applicable": False, "reason": f"{det.name}'s score is not differentiable (bit-depth rounding, "
                                                "median filter); a BPDA attack would be needed"}
     lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
     labels = np.asarray(labels, np.int64)
     adv, won = clean.copy(), np.zeros(len(clean), bool)
     for k, v in enumerate(lams):
-        a = adaptive_pgd(victim, fn, clean, labels, eps, det.threshold, steps=steps, lam=v, seed=seed + k)
+        a = adaptive_pgd(victim, objective[0], clean, labels, eps, objective[1], steps=steps, lam=v, seed=seed + k)
         ok = (predict(victim, a) != labels) & ~det.detect(a)
         take = ~won & (ok | (k == 0))  # keep the first run's images where no run wins
         adv[take], won = a[take], won | ok

@@ -1,12 +1,16 @@
 """``adversarial_benchmark``: the whole detector protocol on one victim and one dataset → ``detector_eval.json``.
 
-1. Draw ``n_train + n_val + n_test`` source images (seeded) and split them by source: train / val / test.
-2. Attack every source with each (attack, ε) of ``attacks`` (uint8 copies).
-3. Per detector: clean-only detectors (feature squeezing, Mahalanobis) are fitted once on clean train images;
-   detectors trained on attacks (residual-cnn) once per training attack. Thresholds: 5% FPR on clean validation.
-4. Tables: per attack × ε (the detector trained on that attack), cross-attack (train on A, test on B),
+1. Draw ``n_train + n_val + n_test`` source images (seeded) and split them by source: train / val / test, and
+   attack every source with each (attack, ε) of ``attacks`` (uint8 copies); OR read folders written by
+   ``fakescope attack`` (``attack_dir``) and split their distinct originals by source group (an original and all
+   its attacked copies always on one side): validation (thresholds), test, and the rest for training.
+2. Per detector: clean-only detectors (feature squeezing, Mahalanobis) are fitted once on clean train images;
+   detectors trained on attacks (residual-cnn) once per training attack, by default with degraded clean
+   negatives (``--augment negatives``). Thresholds: 5% FPR on clean validation.
+   Trained checkpoints (``checkpoints``) are never refitted: judged at their calibrated threshold and at 5% FPR.
+3. Tables: per attack × ε (the detector trained on that attack), cross-attack (train on A, test on B),
    false-positive rates on clean-but-processed test images, and the adaptive attack (differentiable detectors).
-5. Plots: AUROC against ε per attack family, and a cross-attack heat map per trained detector.
+4. Plots: AUROC against ε per attack family, and a cross-attack heat map per trained detector.
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from ..io import save_figure, write_json
 from ..models import load_checkpoint
 from ..models.net import Net
 from .adaptive import adaptive_evaluation
-from .detectors import AdversarialDetector, create_detector
+from .attacks import checkpoint_hashes
+from .detectors import AdversarialDetector, CheckpointDetector, create_detector
 from .protocol import (
     DEFAULT_ATTACKS,
+    attack_sets_from_dirs,
     attack_tag,
     build_attack_sets,
+    checkpoint_detectors,
     evaluate_detector,
     false_positive_rates,
     fit_detector,
+    gaussian_like,
     group_split,
     l2_per_image,
     negatives_summary,
@@ -59,21 +67,72 @@ def _data(data: str | os.PathLike[str] | ImageSet, size: int, split: str) -> tup
     return load_dataset(data, "classify", size, split), str(data)
 
 
-def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str | os.PathLike[str] | ImageSet,
-                          out: str | os.PathLike[str], n_train: int = 1000, n_val: int = 500, n_test: int = 1000,
-                          detectors: Sequence[str] = DEFAULT_DETECTORS,
-                          attacks: Sequence[tuple[str, float | None]] = DEFAULT_ATTACKS,
+def _sources(net: Net, data: str | os.PathLike[str] | ImageSet | None, attack_dir: str | os.PathLike[str] | None,
+             split: str, n_train: int | None, n_val: float | None, n_test: float | None,
+             attacks: Sequence[tuple[str, float | None]] | None, attack_kw: dict[str, dict[str, Any]] | None,
+             trains: bool, seed: int, say: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray],
+                                                       dict[str, dict[str, Any]], str]:
+    """(source images, labels, source groups, train/val/test source indices, attack sets, data name)."""
+    min_train = 1 if trains else 0
+    if attack_dir is not None:
+        if data is not None:
+            raise ValueError("data and attack_dir are alternatives: an attack folder's originals are the sources")
+        only = None if attacks is None else [attack_tag(*a) for a in attacks]
+        say(f"read attack folders under {attack_dir}")
+        images, labels, groups, sets = attack_sets_from_dirs(attack_dir, net.spec.image_size, split, only)
+        parts = group_split(groups, val=0.2 if n_val is None else n_val,
+                            test=(0.4 if trains else 0.8) if n_test is None else n_test, seed=seed,
+                            min_train=min_train)
+        if n_train is not None:  # at most n_train of the remaining source groups
+            tr_groups = np.random.default_rng(seed + 1).permutation(np.unique(groups[parts["train"]]))[:n_train]
+            parts["train"] = parts["train"][np.isin(groups[parts["train"]], tr_groups)]
+        return images, labels, groups, parts, sets, str(attack_dir)
+    if data is None:
+        raise ValueError("give data (images to attack) or attack_dir (folders written by fakescope attack)")
+    ds, data_name = _data(data, net.spec.image_size, split)
+    if len(ds) and int(ds.labels.max()) >= len(net.spec.classes):
+        raise ValueError(f"labels go up to {int(ds.labels.max())}, the victim knows {len(net.spec.classes)} classes")
+    n_tr = (1000 if trains else 0) if n_train is None else int(n_train)
+    n_va, n_te = int(500 if n_val is None else n_val), int(1000 if n_test is None else n_test)
+    n_total = n_tr + n_va + n_te
+    if n_total > len(ds):
+        raise ValueError(f"{n_total} source images asked for, {data_name} holds {len(ds)}")
+    src = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n_total])
+    images, labels = ds.images[src], ds.labels[src]
+    parts = group_split(np.arange(n_total), val=n_va, test=n_te, seed=seed, min_train=min_train)
+    sets = build_attack_sets(net, images, labels, DEFAULT_ATTACKS if attacks is None else attacks, seed=seed,
+                             attack_kw=attack_kw, say=say)
+    return images, labels, np.arange(n_total), parts, sets, data_name
+
+
+def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str | os.PathLike[str] | ImageSet | None,
+                          out: str | os.PathLike[str], n_train: int | None = None, n_val: float | None = None,
+                          n_test: float | None = None, detectors: Sequence[str] = DEFAULT_DETECTORS,
+                          attacks: Sequence[tuple[str, float | None]] | None = None,
                           train_attacks: Sequence[str] | None = None, split: str = "test", fpr: float = 0.05,
                           adaptive: tuple[str, float] | None = ("pgd", 8 / 255), adaptive_steps: int = 20,
                           adaptive_lambda: float | Sequence[float] = (0.5, 1.0, 2.0),
                           detector_kw: dict[str, dict[str, Any]] | None = None,
                           attack_kw: dict[str, dict[str, Any]] | None = None, seed: int = 0,
-                          quiet: bool = False) -> dict[str, Any]:
+                          quiet: bool = False, negatives: bool = True,
+                          checkpoints: Sequence[str | os.PathLike[str]] = (),
+                          attack_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run the protocol; write ``out/detector_eval.json`` and PNG plots; return the JSON document.
+
+    Sources: ``data`` is attacked here (``n_train``/``n_val``/``n_test`` source images, default 1000/500/1000, or
+    0 train images when ``detectors`` is empty) with ``attacks`` (default ``DEFAULT_ATTACKS``); or ``attack_dir``
+    (instead of ``data``) holds folders written by ``fakescope attack``, whose distinct originals are the sources,
+    split by source group (an original and all its attacked copies on one side) into validation (``n_val``,
+    default 0.2 of the groups: the thresholds), test (``n_test``, default 0.4, or 0.8 with no ``detectors``) and
+    train (the rest, at most ``n_train`` groups): numbers of groups (>= 1) or fractions (< 1); ``attacks`` then
+    picks folders by tag.
 
     ``train_attacks``: tags (e.g. ``pgd-eps8``) to train attack-trained detectors on (default: all attacks; each
     is one training run). ``detector_kw[name]`` passes options to a detector (e.g. ``{"residual-cnn":
-    {"epochs": 4}}``). ``adaptive``: the (attack family, ε) whose detector the adaptive PGD targets, or ``None``.
+    {"epochs": 4}}``). ``negatives``: residual-cnn degrades clean training images only (``--augment negatives``).
+    ``checkpoints``: trained ``task adversarial`` checkpoints, evaluated as they are (never refitted) at their
+    calibrated threshold and at ``fpr`` on the clean validation images. ``adaptive``: the (attack family, ε) whose
+    detector the adaptive PGD targets, or ``None``.
     """
     t0 = time.perf_counter()
     say = (lambda *a: None) if quiet else (lambda *a: print("[adversarial-benchmark]", *a, file=sys.stderr,
@@ -81,18 +140,13 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     net, victim_name = _victim(victim_ckpt)
-    ds, data_name = _data(data, net.spec.image_size, split)
-    if len(ds) and int(ds.labels.max()) >= len(net.spec.classes):
-        raise ValueError(f"labels go up to {int(ds.labels.max())}, the victim knows {len(net.spec.classes)} classes")
-    n_total = n_train + n_val + n_test
-    if n_total > len(ds):
-        raise ValueError(f"{n_total} source images asked for, {data_name} holds {len(ds)}")
-    src = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n_total])
-    images, labels = ds.images[src], ds.labels[src]
-    parts = group_split(np.arange(n_total), val=n_val, test=n_test, seed=seed)
+    loaded = [CheckpointDetector(c, fpr, str(next(net.parameters()).device)) for c in checkpoints]
+    for c in loaded:
+        if c.model.image_size != net.spec.image_size:
+            raise ValueError(f"{c.path} takes {c.model.image_size}px images, the victim {net.spec.image_size}px")
+    images, labels, groups, parts, sets, data_name = _sources(net, data, attack_dir, split, n_train, n_val, n_test,
+                                                              attacks, attack_kw, bool(detectors), seed, say)
     tr, va, te = parts["train"], parts["val"], parts["test"]
-
-    sets = build_attack_sets(net, images, labels, attacks, seed=seed, attack_kw=attack_kw, say=say)
     tags = list(sets)
     train_tags = list(tags if train_attacks is None else train_attacks)
     unknown = sorted(set(train_tags) - set(tags))
@@ -111,23 +165,27 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
             say(f"fit {name} on {len(tr)} clean images")
             fitted[name] = {"clean": fit_detector(name, net, images[tr], None, images[va], fpr, seed, **kw)}
             continue
+        kw = {"negatives": negatives, **kw}
         fitted[name] = {}
         for tag in train_tags:
             if len(pairs(tag, tr)[0]) < MIN_TRAIN_PAIRS:
                 skipped.append({"detector": name, "trained_on": tag, "reason": f"fewer than {MIN_TRAIN_PAIRS} "
                                 "changed training pairs (the victim already misclassifies the others)"})
                 continue
-            say(f"fit {name} on {tag} pairs")
+            say(f"fit {name} on {tag} pairs" + (" (+ degraded clean negatives)" if kw["negatives"] else ""))
             fitted[name][tag] = fit_detector(name, net, *pairs(tag, tr), images[va], fpr, seed, **kw)
         if not fitted[name]:
             del fitted[name]
+    ckpts, ckpt_info = checkpoint_detectors(loaded, images[va], fpr)
+    fitted.update({k: {"checkpoint": d} for k, d in ckpts.items()})
 
     per_attack, cross = [], {}
     for name, by_train in fitted.items():
-        if "clean" in by_train:
+        whole = by_train.get("clean") or by_train.get("checkpoint")  # evaluated on every attack
+        if whole is not None:
             for tag in tags:
-                per_attack.append(_row(name, "clean", tag, sets[tag], evaluate_detector(by_train["clean"],
-                                                                                        *pairs(tag, te))))
+                per_attack.append(_row(name, next(iter(by_train)), tag, sets[tag],
+                                       evaluate_detector(whole, *pairs(tag, te)), ckpt_info.get(name)))
             continue
         grid = {a: {b: evaluate_detector(d, *pairs(b, te)) for b in tags} for a, d in by_train.items()}
         cross[name] = {"train": list(grid), "test": tags,
@@ -137,11 +195,17 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
         per_attack += [_row(name, a, a, sets[a], grid[a][a]) for a in grid]
 
     say("false-positive rates on clean-but-processed test images")
-    l2 = {t: l2_per_image(images[te], sets[t]["images"][te]) for t in tags}
-    negs = noisy_negatives(images[te], l2, seed=seed)
-    noisy = {"families": negatives_summary(images[te], negs),
-             "fpr": {f"{n}@{t}": false_positive_rates(d, negs, images[te])
-                     for n, by in fitted.items() for t, d in by.items()}}
+    negs = noisy_negatives(images[te], seed=seed)  # JPEG / resize of every clean test image
+    families = negatives_summary(images[te], negs)
+    for k, t in enumerate(tags):  # Gaussian noise with each attack's L2, on the test sources it changed
+        rows = te[sets[t]["changed"][te]]
+        negs[f"noise-l2-{t}"] = gaussian_like(images[rows], l2_per_image(images[rows], sets[t]["images"][rows]),
+                                              seed + k)
+        families.update(negatives_summary(images[rows], {f"noise-l2-{t}": negs[f"noise-l2-{t}"]}))
+    for k, v in negs.items():
+        families[k]["n"] = len(v)
+    noisy = {"families": families, "fpr": {f"{n}@{t}": false_positive_rates(d, negs, images[te])
+                                           for n, by in fitted.items() for t, d in by.items()}}
 
     adaptive_res: dict[str, Any] = {}
     if adaptive is not None:
@@ -153,18 +217,25 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
             adaptive_res[name] = {"detector_trained_on": next(t for t, d in by_train.items() if d is det),
                                   **adaptive_evaluation(net, det, images[te], labels[te], adaptive[1], base,
                                                         steps=adaptive_steps, lam=adaptive_lambda, seed=seed)}
+    for name, info in ckpt_info.items():  # evidence that nothing above trained the checkpoints
+        info["parameters_unchanged"] = ckpts[name].weights_digest() == info["parameters_sha256"]
+        info["weights_file_unchanged"] = checkpoint_hashes(info["path"])["victim_weights_sha256"] == \
+            info["weights_file_sha256"]
 
     doc: dict[str, Any] = {
         "format": "fakescope-detector-eval/1", "fakescope_version": __version__, "victim": victim_name,
-        "data": data_name, "split": split, "seed": seed, "fpr_target": fpr,
+        "data": data_name, "source": "attack_dir" if attack_dir is not None else "attacked here", "split": split,
+        "seed": seed, "fpr_target": fpr, "residual_negatives": negatives,
         "sizes": {"train": len(tr), "val": len(va), "test": len(te)},
-        "pair_leak_train_test": pair_leak(tr, te), "pair_leak_val_test": pair_leak(va, te),
+        "pair_leak_train_test": pair_leak(groups[tr], groups[te]),
+        "pair_leak_val_test": pair_leak(groups[va], groups[te]),
         "attacks": {t: {"attack": s["attack"], "eps": s["eps"], "norm": s["norm"], **s["stats"]}
                     for t, s in sets.items()},
-        "per_attack": per_attack, "cross_attack": cross,
+        "per_attack": per_attack, "cross_attack": cross, "checkpoints": ckpt_info,
         "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped, "plots": {},
     }
-    doc["plots"]["eps_curves"] = str(plot_eps_curves(per_attack, root / "eps_curves.png"))
+    doc["plots"]["eps_curves"] = str(plot_eps_curves([r for r in per_attack if r.get("threshold_source") != "val-fpr"
+                                                      or r["trained_on"] != "checkpoint"], root / "eps_curves.png"))
     for name, c in cross.items():
         doc["plots"][f"cross_attack_{name}"] = str(plot_cross_attack(c, name, root / f"cross_attack_{name}.png"))
     doc["seconds"] = time.perf_counter() - t0
@@ -172,8 +243,10 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     return doc
 
 
-def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
+def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any],
+         ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"detector": det, "trained_on": trained_on, "attack": s["attack"], "eps": s["eps"], "tag": tag,
+            "threshold_source": ckpt["threshold_source"] if ckpt else "val-fpr",
             "attack_success_rate": s["stats"].get("success_rate"), **m}
 
 
@@ -225,21 +298,28 @@ def plot_cross_attack(c: dict[str, Any], det: str, path: str | os.PathLike[str])
 
 
 def format_benchmark(doc: dict[str, Any]) -> str:
-    """A short text table: AUROC / TPR@5%FPR per detector and attack, then FPRs and the adaptive attack."""
-    lines = [f"{'detector':16s} {'trained on':14s} {'attack':16s} {'success':>8s} {'AUROC':>7s} {'TPR@5%':>7s} "
-             f"{'TPR@thr':>8s}"]
+    """A short text table: AUROC / TPR@FPR / accuracy per detector and attack, then FPRs and the adaptive attack."""
+    f = (lambda v: "   n/a" if v is None else f"{v:.3f}")  # noqa: E731
+    w = max([16] + [len(r["detector"]) for r in doc["per_attack"]])
+    lines = [f"{'detector':{w}s} {'trained on':14s} {'attack':16s} {'success':>8s} {'AUROC':>7s} {'TPR@1%':>7s} "
+             f"{'TPR@5%':>7s} {'thr from':>10s} {'TPR@thr':>8s} {'FPR@thr':>8s} {'acc@thr':>8s}"]
     for r in doc["per_attack"]:
-        f = (lambda v: "   n/a" if v is None else f"{v:.3f}")  # noqa: E731
-        lines.append(f"{r['detector']:16s} {r['trained_on']:14s} {r['tag']:16s} {f(r['attack_success_rate']):>8s} "
-                     f"{f(r['auroc']):>7s} {f(r['tpr_at_5fpr']):>7s} {f(r.get('tpr')):>8s}")
-    lines.append("false-positive rate at the shipped threshold:")
+        lines.append(f"{r['detector']:{w}s} {r['trained_on']:14s} {r['tag']:16s} {f(r['attack_success_rate']):>8s} "
+                     f"{f(r['auroc']):>7s} {f(r['tpr_at_1fpr']):>7s} {f(r['tpr_at_5fpr']):>7s} "
+                     f"{r.get('threshold_source', 'val-fpr'):>10s} {f(r.get('tpr')):>8s} {f(r.get('fpr')):>8s} "
+                     f"{f(r.get('accuracy')):>8s}")
+    for k, c in doc.get("checkpoints", {}).items():
+        lines.append(f"{k}: threshold {c['threshold']:.4f} ({c['threshold_source']}), FPR on {c['n_val']} clean "
+                     f"validation images {f(c['val_fpr_at_threshold'])}; weights unchanged: "
+                     f"{c.get('parameters_unchanged')}")
+    lines.append("false-positive rate at the shipped threshold (noise-l2-*: the attacked test sources only):")
     for k, fprs in doc["noisy_negatives"]["fpr"].items():
-        lines.append(f"  {k:30s} " + ", ".join(f"{f}={v:.3f}" for f, v in fprs.items()))
+        lines.append(f"  {k:30s} " + ", ".join(f"{fam}={v:.3f}" for fam, v in fprs.items()))
     for k, a in doc["adaptive"].items():
         if not a.get("applicable"):
             lines.append(f"adaptive attack on {k}: not applicable ({a['reason']})")
             continue
         ad, na = a["adaptive"], a.get("non_adaptive", {})
-        lines.append(f"adaptive attack on {k}: fooled and undetected {ad['fooled_and_evaded_rate']:.3f} "
-                     f"(non-adaptive {na.get('fooled_and_evaded_rate', float('nan')):.3f})")
+        lines.append(f"adaptive attack on {k}: fooled and undetected {f(ad['fooled_and_evaded_rate'])} "
+                     f"(non-adaptive {f(na.get('fooled_and_evaded_rate'))})")
     return "\n".join(lines)

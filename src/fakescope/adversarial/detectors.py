@@ -7,6 +7,8 @@ Images are uint8 NHWC throughout.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -197,19 +199,25 @@ class ResidualCNN(AdversarialDetector):
     The paired ImageSet ties each original to its attacked copy (same group), so fit's train/validation split
     never separates a pair; the threshold is set on fit's clean validation images. ``out`` keeps the run
     (checkpoint ``out/model.json``); by default it goes to a temporary folder, deleted after loading.
+
+    ``negatives=True`` trains as ``fakescope train --augment negatives``: half of the CLEAN training images are
+    degraded (JPEG, blur, Gaussian noise, rescale: ``studies.perturb.augment_batch`` through ``training._robust``),
+    attacked images never, so noise alone stops being evidence of an attack.
     """
 
     name = "residual-cnn"
 
     def __init__(self, out: str | os.PathLike[str] | None = None, width: int = 16, epochs: int = 8,
                  batch_size: int = 64, lr: float = 2e-3, val_fraction: float = 0.2, seed: int = 0,
-                 fpr: float = 0.05, device: str = "auto", threads: int = 0, **train_kw: Any) -> None:
+                 fpr: float = 0.05, device: str = "auto", threads: int = 0, negatives: bool = False,
+                 **train_kw: Any) -> None:
         super().__init__(fpr)
         self.out = out
+        self.negatives = negatives
         self.cfg_kw = {"arch": "srm-cnn", "arch_kwargs": {"width": width}, "epochs": epochs, "optimizer": "adam",
                        "lr": lr, "weight_decay": 0.0, "label_smoothing": 0.0, "val_fraction": val_fraction,
                        "seed": seed, "device": device, "threads": threads, "tta": False, "log_every": 0,
-                       "batch_size": batch_size, **train_kw}
+                       "batch_size": batch_size, "augment": "negatives" if negatives else "none", **train_kw}
         self.net: Net | None = None
         self.metrics: dict[str, Any] = {}
 
@@ -237,6 +245,58 @@ class ResidualCNN(AdversarialDetector):
         if self.net is None:
             raise RuntimeError("residual-cnn: call fit() first")
         return predict_logits(self.net, images).astype(np.float64)
+
+
+class CheckpointDetector(AdversarialDetector):
+    """A trained fakescope checkpoint of task ``adversarial`` (``fakescope train --task adversarial``), used AS IS.
+
+    Score: its calibrated P(attacked) (the checkpoint's temperature, and its flip TTA when it records one), as
+    ``Detector.scores`` and ``fakescope scan`` give it. Threshold: the checkpoint's calibrated one
+    (``checkpoint_threshold``) until something sets ``threshold``. It is never refitted: ``fit`` refuses.
+    """
+
+    name = "checkpoint"
+
+    def __init__(self, path: str | os.PathLike[str], fpr: float = 0.05, device: str = "cpu") -> None:
+        from ..detector import Detector
+
+        super().__init__(fpr)
+        self.path = str(path)
+        self.model = Detector.load(path, device)
+        if self.model.task != "adversarial" or not self.model.net.spec.binary:
+            raise ValueError(f"{path}: a {self.model.task} checkpoint; the benchmark needs one of task adversarial "
+                             "(fakescope train --task adversarial)")
+        self.checkpoint_threshold = float(self.model.threshold)
+        self.threshold = self.checkpoint_threshold
+
+    def fit(self, clean: np.ndarray, attacked: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> CheckpointDetector:
+        raise RuntimeError(f"{self.path}: a checkpoint detector is evaluated as trained, never refitted")
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        return self.model.scores(images).astype(np.float64)
+
+    def log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable temperature-scaled logit of float [0, 1] NCHW images: ``score == sigmoid(log_odds)``."""
+        net = self.model.net
+        z = net.logits(x)
+        if self.model.tta:
+            z = (z + net.logits(x.flip(3))) / 2
+        return z.reshape(len(x)) / net.spec.temperature
+
+    def with_threshold(self, threshold: float) -> CheckpointDetector:
+        """A shallow copy (the same loaded model) judging at ``threshold``."""
+        other = copy.copy(self)
+        other.threshold = float(threshold)
+        return other
+
+    def weights_digest(self) -> str:
+        """SHA-256 over the loaded parameters and buffers (to show evaluation left them untouched)."""
+        h = hashlib.sha256()
+        for k, v in sorted(self.model.net.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
 
 @DETECTORS.register("feature-squeeze", doc="Victim softmax change under bit-depth reduction / 2x2 median (untrained).")

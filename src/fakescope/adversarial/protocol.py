@@ -8,7 +8,9 @@ Images are uint8 NHWC throughout; ``eps`` is in [0, 1] units (8/255 = 8 grey lev
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 
 from ..models.net import Net
 from .attacks import create_attack, run_attack
-from .detectors import AdversarialDetector, ResidualCNN, create_detector, threshold_at_fpr
+from .detectors import AdversarialDetector, CheckpointDetector, ResidualCNN, create_detector, threshold_at_fpr
 
 LINF_FAMILIES = ("fgsm", "bim", "pgd")
 EPS_GRID = (2 / 255, 4 / 255, 8 / 255)
@@ -54,15 +56,73 @@ def build_attack_sets(victim: Net, images: np.ndarray, labels: np.ndarray,
     return out
 
 
-def group_split(groups: np.ndarray, val: float = 0.2, test: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
+def attack_sets_from_dirs(root: str | os.PathLike[str], size: int | None = None, split: str = "test",
+                          only: Sequence[str] | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, dict[str, Any]]]:
+    """Attack folders written by ``fakescope attack`` (``root`` itself, ``root/split`` or its sub-folders, as
+    ``data.attacksets.find_attack_dirs``) → ``(sources, labels, groups, sets)`` in ``build_attack_sets``' layout.
+
+    Sources are the distinct originals (byte-identical ones are one source), in first-seen order; ``labels`` the
+    victim labels the folders record. ``groups`` ties sources as ``load_attack_sets`` does (recorded source index,
+    or bytes), so splitting by group never separates an original from any of its attacked copies. ``sets[tag]``
+    (tag from the manifest's attack and ε, e.g. ``pgd-eps8``, else the folder name) holds each source's attacked
+    copy where that folder has one, else the original with ``changed`` False (left out of every pair).
+    ``only``: keep these tags. Manifest hashes are verified (``read_attack_dir``).
+    """
+    from ..data.attacksets import _Groups, _source_keys, find_attack_dirs, image_digests, read_attack_dir
+    from ..data.sources import DataError
+
+    dirs = find_attack_dirs(root, split)
+    if not dirs:
+        raise DataError(f"{root}: no attack folder (originals.npz + attacked.npz) here or one level below")
+    uf, index = _Groups(), {}
+    src, src_labels, src_gid, found = [], [], [], []
+    for d in dirs:
+        orig, adv, labels, manifest = read_attack_dir(d, size)
+        tag = attack_tag(manifest["attack"], manifest.get("eps")) if "attack" in manifest else d.name
+        if only is not None and tag not in only:
+            continue
+        if tag in (f[0] for f in found):
+            raise DataError(f"{d}: attack {tag} appears twice under {root}")
+        if (labels < 0).any():
+            raise DataError(f"{d}: no victim labels stored (the adaptive attack and success rates need them)")
+        rows = np.empty(len(orig), np.int64)
+        for i, (dg, key) in enumerate(zip(image_digests(orig), _source_keys(d, manifest, len(orig)), strict=True)):
+            if dg not in index:
+                index[dg] = len(src)
+                src.append(orig[i])
+                src_labels.append(labels[i])
+                src_gid.append(uf.id(("img", dg)))
+            uf.union(src_gid[index[dg]], uf.id(("src", key)))
+            rows[i] = index[dg]
+        found.append((tag, d, adv, rows, manifest))
+    missing = sorted(set(only or ()) - {f[0] for f in found})
+    if missing or not found:
+        raise DataError(f"{root}: no attack folder for {missing or 'any attack'}")
+    images = np.stack(src)
+    _, groups = np.unique([uf.find(g) for g in src_gid], return_inverse=True)
+    sets: dict[str, dict[str, Any]] = {}
+    for tag, d, adv, rows, manifest in found:
+        out, changed = images.copy(), np.zeros(len(images), bool)
+        out[rows] = adv
+        changed[rows] = (adv != images[rows]).reshape(len(rows), -1).any(1)
+        sets[tag] = {"attack": manifest.get("attack", d.name), "eps": manifest.get("eps"),
+                     "norm": manifest.get("norm"), "images": out, "changed": changed,
+                     "stats": {**(manifest.get("stats") or {}), "folder": str(d), "n_sources": len(rows)}}
+    return images, np.asarray(src_labels, np.int64), groups.astype(np.int64), sets
+
+
+def group_split(groups: np.ndarray, val: float = 0.2, test: float = 0.2, seed: int = 0,
+                min_train: int = 1) -> dict[str, np.ndarray]:
     """Indices of ``train``/``val``/``test`` items, drawn by group: every group lands in exactly one part.
 
-    ``val`` and ``test`` are fractions of the groups (< 1) or numbers of groups (>= 1); train gets the rest.
+    ``val`` and ``test`` are fractions of the groups (< 1) or numbers of groups (>= 1); train gets the rest, at
+    least ``min_train`` groups (0 allows an empty train part).
     """
     g = np.asarray(groups)
     uniq = np.random.default_rng(seed).permutation(np.unique(g))
     n_val, n_test = (int(v) if v >= 1 else int(round(v * len(uniq))) for v in (val, test))
-    if n_val + n_test >= len(uniq):
+    if n_val + n_test > len(uniq) - min_train:
         raise ValueError(f"{len(uniq)} groups cannot give {n_val} validation + {n_test} test groups and a train part")
     parts = {"test": uniq[:n_test], "val": uniq[n_test:n_test + n_val], "train": uniq[n_test + n_val:]}
     return {k: np.flatnonzero(np.isin(g, v)) for k, v in parts.items()}
@@ -126,6 +186,36 @@ def fit_detector(name: str, victim: Net, clean_train: np.ndarray, attacked_train
         det.fit(clean_train)
     det.threshold = threshold_at_fpr(det.score(clean_val), fpr)
     return det
+
+
+def checkpoint_detectors(loaded: Sequence[CheckpointDetector], clean_val: np.ndarray, fpr: float = 0.05
+                         ) -> tuple[dict[str, CheckpointDetector], dict[str, dict[str, Any]]]:
+    """Each trained checkpoint twice, never refitted: at its own calibrated threshold (``checkpoint:<run>``,
+    ``threshold_source`` "checkpoint") and at ``fpr`` on the clean validation images
+    (``checkpoint:<run>:val-threshold``, "val-fpr"); with the validation FPR at each threshold and the hashes that
+    show its weights stay as trained. ``<run>`` is the run folder for ``.../<run>/model.json``, else the stem."""
+    from .attacks import checkpoint_hashes
+
+    dets: dict[str, CheckpointDetector] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for c in loaded:
+        p = Path(c.path)
+        label = p.parent.name if p.stem == "model" and p.parent.name else p.stem
+        key, k = f"checkpoint:{label}", 2
+        while key in dets:
+            key, k = f"checkpoint:{label}-{k}", k + 1
+        val = c.score(clean_val)
+        spec = c.model.net.spec
+        common = {"path": c.path, "arch": spec.arch, "tta": c.model.tta, "temperature": spec.temperature,
+                  "checkpoint_threshold": c.checkpoint_threshold, "n_val": len(val),
+                  "weights_file_sha256": checkpoint_hashes(c.path)["victim_weights_sha256"],
+                  "parameters_sha256": c.weights_digest()}
+        for name, source, thr in ((key, "checkpoint", c.checkpoint_threshold),
+                                  (f"{key}:val-threshold", "val-fpr", threshold_at_fpr(val, fpr))):
+            dets[name] = c.with_threshold(thr)
+            info[name] = {**common, "threshold_source": source, "threshold": thr,
+                          "val_fpr_at_threshold": float((val > thr).mean()) if len(val) else None}
+    return dets, info
 
 
 def gaussian_like(clean: np.ndarray, l2: np.ndarray, seed: int = 0) -> np.ndarray:
