@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("run")
     ap.add_argument("--data", required=True, help="test data (adversarial: attack folder(s) of TEST images)")
     ap.add_argument("--command", required=True, help="the exact command that trained the run")
+    ap.add_argument("--trained-on", dest="trained_on", help="where it trained (default: this machine and its threads)")
     args = ap.parse_args(argv)
     run, dst = Path(args.run), bundled_dir()
     doc = json.loads((run / "model.json").read_text())
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                       "test_size": metrics["n"]}
     doc["train_command"] = args.command
     doc["test_data"] = str(args.data)
-    doc["trained_on"] = f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
+    doc["trained_on"] = args.trained_on or (f"{platform.machine()} {torch.get_num_threads()} threads, "
+                                            f"torch {torch.__version__}")
     write_json(dst / f"{args.name}.json", doc)
     manifest_path = dst / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"checkpoints": {}}
