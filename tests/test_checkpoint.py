@@ -157,3 +157,11 @@ def test_shipped_checkpoints_load(name: str) -> None:
         pytest.fail(f"bundled checkpoint {name!r} is missing from the package")
     net, meta = load_checkpoint(name)
     assert meta["spec"]["task"] == "synthetic" and net.spec.image_size == 32
+
+
+def test_shipped_victim_is_a_cifar10_classifier() -> None:
+    if "victim" not in ckpt.list_bundled():
+        pytest.fail("bundled victim classifier is missing from the package")
+    net, meta = load_checkpoint("victim")
+    assert meta["spec"]["task"] == "classify" and len(net.spec.classes) == 10
+    assert meta["metrics"]["test_accuracy"] > 0.8 and "train_command" in meta

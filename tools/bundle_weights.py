@@ -62,8 +62,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     shutil.copy(run / "model.safetensors", dst / f"{args.name}.safetensors")
     doc["weights_file"] = f"{args.name}.safetensors"
     doc["metrics"] = {**doc.get("metrics", {}), "test_accuracy": metrics["accuracy"],
-                      "test_accuracy_ci95": metrics["accuracy_ci95"], "test_roc_auc": metrics["roc_auc"],
-                      "test_size": metrics["n"]}
+                      "test_accuracy_ci95": metrics["accuracy_ci95"], "test_size": metrics["n"]}
+    if "roc_auc" in metrics:  # binary tasks; a classify victim reports accuracy (and per class) only
+        doc["metrics"]["test_roc_auc"] = metrics["roc_auc"]
     doc["train_command"] = args.command
     doc["test_data"] = str(args.data)
     doc["trained_on"] = args.trained_on or (f"{platform.machine()} {torch.get_num_threads()} threads, "
