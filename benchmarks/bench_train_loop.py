@@ -74,7 +74,7 @@ def main() -> None:
     # fit() carves 1% for validation: the bare loop gets the same number of training images
     n_train = len(ds) - round(len(ds) * 0.01)
     a, b = [], []
-    fakescope_epoch(ds.subset(np.arange(2048)), args.arch, args.batch_size, 0)  # warm-up
+    fakescope_epoch(ds.subset(np.sort(rng.permutation(len(ds))[:2048])), args.arch, args.batch_size, 0)  # warm-up
     for r in range(args.rounds):
         a.append(fakescope_epoch(ds, args.arch, args.batch_size, r))
         b.append(bare_epoch(ds.images[:n_train], ds.labels[:n_train], args.arch, args.batch_size, r))
