@@ -68,6 +68,19 @@ def _render(image: np.ndarray, heats: dict[str, np.ndarray], verdict: str, detec
     save_figure(fig, png)
 
 
+def verdict(det: Any, img: np.ndarray, threshold: float | None = None) -> tuple[str, int, float, float, bool]:
+    """One uint8 HWC image → (label, class index, P(label 1) or P(label), confidence in the label, detected?)."""
+    probs = det.scores(img[None])
+    label = det.labels(probs, threshold)[0]
+    idx = det.classes.index(label)
+    if probs.ndim == 1:
+        score = float(probs[0])
+        confidence = score if idx == 1 else 1.0 - score
+    else:
+        score = confidence = float(probs[0, idx])
+    return label, idx, score, confidence, bool(probs.ndim == 1 and idx == 1)
+
+
 def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[str] = "fast", out: str = "explain",
             methods: Sequence[str] | None = None, upscale: int = 8) -> list[dict[str, Any]]:
     """Explain each image's verdict with every method; write ``out/<stem>.png`` and ``out/explanations.json``.
@@ -97,17 +110,9 @@ def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[st
         try:
             img, info = decode_image(p, det.image_size, det.net.spec.resample)
             img = np.array(img)  # writable copy (Pillow's arrays are read-only)
-            probs = det.scores(img[None])
-            label = det.labels(probs)[0]
-            idx = det.classes.index(label)
-            if probs.ndim == 1:
-                score = float(probs[0])
-                confidence = score if idx == 1 else 1.0 - score
-            else:
-                score = confidence = float(probs[0, idx])
+            label, idx, score, confidence, detected = verdict(det, img)
             heats = {m: fn(det.net, img[None], idx)[0] for m, fn in explainers.items()}
             png = outdir / _png_name(str(p), used)
-            detected = probs.ndim == 1 and idx == 1
             _render(img, heats, f"{label} {confidence:.2f}", detected, Path(p).name, png, upscale)
             rec.update(label=label, score=round(score, 6), confidence=round(confidence, 6), png=str(png),
                        warning=info.warning)
@@ -117,4 +122,4 @@ def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[st
     return results
 
 
-__all__ = ["DEFAULT_METHODS", "EXPLAINERS", "explain", "overlay"]
+__all__ = ["DEFAULT_METHODS", "EXPLAINERS", "explain", "overlay", "verdict"]

@@ -201,23 +201,16 @@ def scan_uploads(ups: Sequence[UploadFile], dets: list[Detector], threshold: flo
 def explain_png(path: str, name: str, det: Detector, threshold: float | None) -> tuple[bytes, dict[str, Any]]:
     """Grad-CAM overlay PNG beside the input, titled with the verdict (as ``fakescope explain`` draws it)."""
     from ..explain import grad_cam
-    from ..explain.render import _render
+    from ..explain.render import _render, verdict
 
     img, info = decode_image(path, det.image_size, det.net.spec.resample)
     img = np.array(img)  # writable copy
-    probs = det.scores(img[None])
-    label = det.labels(probs, threshold)[0]
-    idx = det.classes.index(label)
-    if probs.ndim == 1:
-        score = float(probs[0])
-        confidence = score if idx == 1 else 1.0 - score
-    else:
-        score = confidence = float(probs[0, idx])
+    label, idx, score, confidence, detected = verdict(det, img, threshold)
     heat = grad_cam(det.net, img[None], target=idx)[0]
     title = (name if len(name) <= 60 else name[:57] + "...").replace("$", r"\$")  # no mathtext from file names
     with tempfile.TemporaryDirectory(prefix="fakescope-explain-") as tmp:
         png = os.path.join(tmp, "explain.png")
-        _render(img, {"gradcam": heat}, f"{label} {confidence:.2f}", probs.ndim == 1 and idx == 1,
+        _render(img, {"gradcam": heat}, f"{label} {confidence:.2f}", detected,
                 f"{title} — {det.name}", png, max(1, 256 // det.image_size))
         with open(png, "rb") as fh:
             data = fh.read()
