@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial import (
     create_attack,
     create_detector,
@@ -28,31 +29,15 @@ from fakescope.adversarial import (
     write_attack,
 )
 from fakescope.adversarial.attacks import predict
-from fakescope.config import TrainConfig
 from fakescope.data import train_val_split
 from fakescope.io import atomic_open, sha256_file
-from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint, save_checkpoint
+from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint
 from fakescope.models.srm import SRMStem, srm_kernels
-from fakescope.training import make_optimizer, train_step
 
 EPS = 8 / 255
 # Small budgets for the slow ART attacks so the registry-wide tests stay fast; the defaults are exercised elsewhere.
 QUICK = {"deepfool": {"max_iter": 20}, "cw-l2": {"binary_search_steps": 2, "max_iter": 5},
          "cw-l2-fast": {"binary_search_steps": 3, "max_iter": 20}, "square": {"max_iter": 20}}
-
-
-def structured(n: int, size: int = 32, seed: int = 0, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """10 classes: a class colour + a grating whose orientation depends on the class, random phase, pixel noise."""
-    rng = np.random.default_rng(seed)
-    colours = np.random.default_rng(1234).uniform(0.25, 0.75, (10, 3))
-    y = np.arange(n) % 10
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    th = np.pi * y / 10
-    phase = rng.uniform(0, 2 * np.pi, n)
-    proj = np.cos(th)[:, None, None] * xx + np.sin(th)[:, None, None] * yy
-    g = np.sin(2 * np.pi * 3 * proj + phase[:, None, None])
-    imgs = colours[y][:, None, None, :] + 0.15 * g[..., None] + rng.normal(0, noise, (n, size, size, 3))
-    return np.clip(np.rint(imgs * 255), 0, 255).astype(np.uint8), y.astype(np.int64)
 
 
 def block_noise(x: np.ndarray, amplitude: int = 8, seed: int = 0) -> np.ndarray:
@@ -64,16 +49,7 @@ def block_noise(x: np.ndarray, amplitude: int = 8, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def victim() -> Net:
-    """A fast(width=8) CIFAR-10 classifier trained for 30 Adam steps on structured images."""
-    torch.manual_seed(0)
-    net = Net(ModelSpec(arch="fast", task="classify", classes=list(CIFAR10_CLASSES), arch_kwargs={"width": 8}))
-    x, y = structured(100, seed=100)
-    cfg = TrainConfig(lr=0.01, optimizer="adam", label_smoothing=0.0, weight_decay=0.0)
-    opt = make_optimizer(cfg, net)
-    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
-    for _ in range(30):
-        train_step(net, opt, xt, yt, cfg, amp=False)
-    return net.eval()
+    return tiny_victim()
 
 
 @pytest.fixture(scope="module")

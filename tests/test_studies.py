@@ -12,21 +12,14 @@ import pytest
 import torch
 
 from fakescope.cli import main
-from fakescope.config import TrainConfig
 from fakescope.evaluation import evaluate
 from fakescope.io import read_jsonl
 from fakescope.models import load_checkpoint
 from fakescope.studies import AUGMENT_OPS, attack, augment_batch, evasion_study, learning_curve, robustness_study
 from fakescope.training import fit
+from train_helpers import fit_killed_after, tiny_cfg
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
-    base = dict(data=str(data), arch="fast", arch_kwargs={"width": 8}, epochs=2, batch_size=8, lr=0.05,
-                val_fraction=0.2, out=str(out), log_every=1, seed=1)
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -96,27 +89,13 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def test_train_augment_robust_is_wired_and_resumes_exactly(cifake_tiny: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import fakescope.training as tr
-
     fit(tiny_cfg(tmp_path / "plain", cifake_tiny, epochs=3), quiet=True)
     fit(tiny_cfg(tmp_path / "robust", cifake_tiny, epochs=3, augment="robust"), quiet=True)
     assert json.loads((tmp_path / "robust" / "config.json").read_text())["augment"] == "robust"
     wp, wr = _weights(tmp_path / "plain"), _weights(tmp_path / "robust")
     assert any(not torch.equal(wp[k], wr[k]) for k in wp), "augment=robust changed nothing"
 
-    calls = {"n": 0}
-    real = tr._save_state
-
-    def crash_after_two(run: Path, *a: object) -> None:
-        real(run, *a)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill after epoch 2")
-
-    monkeypatch.setattr(tr, "_save_state", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3, augment="robust"), quiet=True)
-    monkeypatch.setattr(tr, "_save_state", real)
+    fit_killed_after(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3, augment="robust"), 2, monkeypatch)
     fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3, augment="robust", resume=True), quiet=True)
     wb = _weights(tmp_path / "part")
     for k in wr:

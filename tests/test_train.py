@@ -15,13 +15,7 @@ from fakescope.data import load_dataset
 from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training import fit, lr_at, make_optimizer, train_step
-
-
-def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
-    base = dict(data=str(data), arch="fast", arch_kwargs={"width": 8}, epochs=2, batch_size=8, lr=0.05,
-                val_fraction=0.2, out=str(out), log_every=1, seed=1)
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+from train_helpers import fit_killed_after, tiny_cfg
 
 
 def test_a_few_steps_lower_the_loss(cifake_tiny: Path) -> None:
@@ -71,22 +65,8 @@ def test_same_seed_same_result(cifake_tiny: Path, tmp_path: Path) -> None:
 
 def test_resume_continues_from_last_complete_epoch(cifake_tiny: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import fakescope.training as tr
-
     fit(tiny_cfg(tmp_path / "full", cifake_tiny, epochs=3), quiet=True)
-    calls = {"n": 0}
-    real = tr._save_state
-
-    def crash_after_two(run: Path, *a: object) -> None:
-        real(run, *a)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill after epoch 2")
-
-    monkeypatch.setattr(tr, "_save_state", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3), quiet=True)
-    monkeypatch.setattr(tr, "_save_state", real)
+    fit_killed_after(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3), 2, monkeypatch)
     assert json.loads((tmp_path / "part" / "last.json").read_text())["epoch"] == 2
     fit(tiny_cfg(tmp_path / "part", cifake_tiny, epochs=3, resume=True), quiet=True)
     wa, wb = _weights(tmp_path / "full" / "model.json"), _weights(tmp_path / "part" / "model.json")
