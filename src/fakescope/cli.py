@@ -11,8 +11,10 @@ from pathlib import Path
 
 from .cli_adversarial import (
     add_adversarial_benchmark,
+    add_guard,
     add_reproduce_adversarial_options,
     run_adversarial_benchmark,
+    run_guard,
     run_reproduce_adversarial,
 )
 from .models import list_bundled, list_models
@@ -44,6 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, dest="val_fraction")
     p.add_argument("--train-limit", type=int, dest="train_limit", help="max training images per class")
     p.add_argument("--seed", type=int)
+    p.add_argument("--split-seed", type=int, dest="split_seed",
+                   help="seed of the validation split (default --seed); keep it equal for models to be ensembled")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--amp", choices=["auto", "bf16", "off"],
                    help="bf16 autocast: auto = CUDA only; bf16 = also on CPUs with AMX/AVX-512-BF16")
@@ -222,8 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1000, help="images to attack")
     p.add_argument("--split", default="test")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude", action="append", metavar="DIR",
+                   help="attack folder(s) whose source images are left out (a calibration set disjoint from a test "
+                        "set); repeat")
     p.add_argument("--out", required=True)
     add_adversarial_benchmark(sub)
+    add_guard(sub)
     sub.add_parser("models", help="list architectures and bundled checkpoints")
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -272,6 +280,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "adversarial-benchmark":
         return run_adversarial_benchmark(args)
+    if args.command == "guard":
+        return run_guard(args)
     if args.command == "reproduce" and args.experiment == "adversarial":
         return run_reproduce_adversarial(args)
     if args.command == "reproduce":
@@ -295,7 +305,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .adversarial.pipeline import attack_dataset
 
         eps = [e / 255.0 for e in args.eps] if args.eps else [None]
-        for r in attack_dataset(args.victim, args.data, args.attack, eps, args.n, args.out, args.split, args.seed):
+        for r in attack_dataset(args.victim, args.data, args.attack, eps, args.n, args.out, args.split, args.seed,
+                                exclude=args.exclude):
             print(f"{r['folder']}: clean acc {r['clean_accuracy']:.4f} -> {r['adversarial_accuracy']:.4f} under "
                   f"attack, success {r['success_rate']:.4f}, mean Linf {r['linf_mean'] * 255:.2f}/255, "
                   f"PSNR {r['psnr_db_mean']:.1f} dB")

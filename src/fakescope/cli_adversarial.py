@@ -77,6 +77,35 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def add_guard(sub: argparse._SubParsersAction) -> None:
+    """The ``fakescope guard`` sub-command."""
+    p = sub.add_parser("guard", help="one adversarial detector from a residual detector + the victim's decision "
+                       "margin (catches DeepFool/C&W), calibrated on held-out attack folders")
+    p.add_argument("--residual", required=True, help="a detector of task adversarial (e.g. runs/adversarial)")
+    p.add_argument("--victim", required=True, help="the CIFAR-10 classifier the attacks target")
+    p.add_argument("--calibration", required=True, metavar="DIR",
+                   help="attack folders from images neither model trained on and not in --test "
+                        "(fakescope attack --exclude TEST_DIR ...)")
+    p.add_argument("--test", metavar="DIR", help="attack folders to evaluate the result on")
+    p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold on clean "
+                   "calibration images (default 0.05)")
+    p.add_argument("--sharpness", type=float, default=2.0, help="smooth-max sharpness of the two scores")
+    p.add_argument("--out", required=True)
+
+
+def run_guard(args: argparse.Namespace) -> int:
+    """``fakescope guard``."""
+    from .adversarial.guard import guard
+
+    command = (f"fakescope guard --residual {args.residual} --victim {args.victim} --calibration {args.calibration}"
+               + (f" --test {args.test}" if args.test else "") + f" --fpr {args.fpr:g} --sharpness {args.sharpness:g}"
+               + f" --out {args.out}")
+    r = guard(args.residual, args.victim, args.calibration, args.out, fpr=args.fpr, sharpness=args.sharpness,
+              test=args.test, command=command)
+    print(f"written: {r['checkpoint']}")
+    return 0
+
+
 def _residual_kw(args: argparse.Namespace) -> dict[str, Any]:
     kw = {"epochs": args.residual_epochs, "width": args.residual_width}
     return {k: v for k, v in kw.items() if v is not None}

@@ -30,6 +30,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     train_limit: int = 0  # >0: use at most this many training images per class (seeded)
     seed: int = 0
+    split_seed: int | None = None  # seed of the validation split (default: seed); equal across ensemble members
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16 autocast on CUDA only) | bf16 (also on CPU: fast with AMX) | off
     threads: int = 0  # 0 = torch default

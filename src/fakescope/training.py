@@ -29,6 +29,7 @@ from .models import TASKS, ModelSpec, Net, save_checkpoint
 from .progress import Progress
 
 AUGMENTS = ("none", "robust", "negatives")
+NEGATIVE_OPS = ("jpeg", "blur", "noise", "rescale", "fine-noise")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -96,13 +97,16 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def _robust(x: torch.Tensor, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
     """``--augment robust``: ``studies.perturb.augment_batch`` (half the images degraded), drawn from ``gen``.
 
-    With ``y`` (``--augment negatives``) only label-0 images are degraded: an adversarial detector then sees
-    JPEG-re-encoded, blurred, rescaled and noisy CLEAN images, so "any noise" stops being evidence of an attack.
+    With ``y`` (``--augment negatives``) only label-0 images are degraded (60%, ``NEGATIVE_OPS``): an adversarial
+    detector then sees JPEG-re-encoded, blurred, rescaled and noisy CLEAN images, including noise as faint as
+    DeepFool's, so "any noise" stops being evidence of an attack.
     """
     from .studies.perturb import augment_batch  # lazy: studies import evaluation, sklearn...
 
-    out = augment_batch(x, gen)
-    return out if y is None else torch.where((y == 0).view(-1, 1, 1, 1), out, x)
+    if y is None:
+        return augment_batch(x, gen)
+    out = augment_batch(x, gen, p=0.6, ops=NEGATIVE_OPS)
+    return torch.where((y == 0).view(-1, 1, 1, 1), out, x)
 
 
 def _subsample(ds: ImageSet, per_class: int, seed: int) -> ImageSet:
@@ -180,7 +184,7 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     if cfg.train_limit:
         ds = _subsample(ds, cfg.train_limit, cfg.seed)
     check_balance(ds)
-    train, val = train_val_split(ds, cfg.val_fraction, cfg.seed)
+    train, val = train_val_split(ds, cfg.val_fraction, cfg.seed if cfg.split_seed is None else cfg.split_seed)
     say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
     classes = ds.classes if cfg.task == "classify" else TASKS.get(cfg.task, ds.classes)
     spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=list(classes), image_size=cfg.image_size,

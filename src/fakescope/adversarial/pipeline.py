@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,24 @@ from .attacks import create_attack, make_manifest, run_attack, write_attack
 
 def attack_dataset(victim: str | os.PathLike[str], data: str, attack: str, eps: list[float | None], n: int,
                    out: str | os.PathLike[str], split: str = "test", seed: int = 0,
-                   batch_size: int = 256) -> list[dict[str, Any]]:
+                   batch_size: int = 256, exclude: list[str] | None = None) -> list[dict[str, Any]]:
     """Attack ``n`` images (seeded, class-stratified) of ``data`` for every ε; one output folder per ε.
 
     ``data``: class folders (CIFAR-10 layout, ``split`` sub-folder if present) or an ``.npz`` with ``labels``.
     Writes ``originals.npz``, ``attacked.npz`` and ``manifest.json`` under ``out/<attack>[-eps<k>]``.
+    ``exclude``: attack folders (searched recursively for ``manifest.json``) whose source images of the same
+    data and split are left out, e.g. to build a calibration set disjoint from a test set.
     """
     net, _meta = load_checkpoint(victim)
     ds = load_dataset(data, "classify", net.spec.image_size, split)
     if len(ds.classes) != len(net.spec.classes):
         raise ValueError(f"{data} has {len(ds.classes)} classes, the victim knows {len(net.spec.classes)}")
+    used = used_sources(exclude or [], split)
+    pool = np.setdiff1d(np.arange(len(ds)), np.fromiter(used, np.int64, len(used)))
+    if not len(pool):
+        raise ValueError(f"every image of {data} ({split}) is used by the excluded attack folders")
     rng = np.random.default_rng(seed)
-    idx = np.sort(rng.permutation(len(ds))[: min(n, len(ds))])
+    idx = np.sort(pool[rng.permutation(len(pool))[: min(n, len(pool))]])
     images, labels = ds.images[idx], ds.labels[idx]
     results = []
     for e in eps:
@@ -39,3 +46,20 @@ def attack_dataset(victim: str | os.PathLike[str], data: str, attack: str, eps: 
         write_attack(folder, images, adv, labels, manifest)
         results.append({"folder": str(folder), **stats})
     return results
+
+
+def used_sources(folders: list[str], split: str) -> set[int]:
+    """Source indices recorded in the manifests under ``folders`` for ``split`` (an unreadable one is an error)."""
+    used: set[int] = set()
+    for f in folders:
+        manifests = sorted(Path(f).rglob("manifest.json"))
+        if not manifests:
+            raise FileNotFoundError(f"--exclude {f}: no manifest.json found (not an attack folder)")
+        for m in manifests:
+            try:
+                src = json.loads(m.read_text(encoding="utf-8")).get("source") or {}
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"{m}: unreadable manifest ({e})") from None
+            if src.get("split") == split:
+                used.update(int(i) for i in src.get("indices") or [])
+    return used

@@ -1,6 +1,7 @@
 """Architectures, the model contract and checkpoint I/O."""
 
 from . import archs as _archs  # noqa: F401  (registers the architectures)
+from . import guarded as _guarded  # noqa: F401  (registers guarded)
 from . import srm as _srm  # noqa: F401  (registers srm-cnn)
 from .checkpoint import (
     CheckpointError,

@@ -126,6 +126,12 @@ def _aug_noise(x: torch.Tensor, u: torch.Tensor, gen: torch.Generator) -> torch.
     return (x.float() + eps.to(x.device)).round().clamp(0, 255).to(torch.uint8)
 
 
+def _aug_fine_noise(x: torch.Tensor, u: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    sigma = (0.5 * 6.0 ** u).view(-1, 1, 1, 1)  # log-uniform 0.5..3 grey levels: the L2 of DeepFool, C&W, PGD-2
+    eps = torch.randn(tuple(x.shape), generator=gen) * sigma
+    return (x.float() + eps.to(x.device)).round().clamp(0, 255).to(torch.uint8)
+
+
 def _aug_rescale(x: torch.Tensor, u: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     h, w = x.shape[2:]
     out = []
@@ -136,7 +142,8 @@ def _aug_rescale(x: torch.Tensor, u: torch.Tensor, gen: torch.Generator) -> torc
     return torch.cat(out).round().clamp(0, 255).to(torch.uint8)
 
 
-_AUGMENTERS = {"jpeg": _aug_jpeg, "blur": _aug_blur, "noise": _aug_noise, "rescale": _aug_rescale}
+_AUGMENTERS = {"jpeg": _aug_jpeg, "blur": _aug_blur, "noise": _aug_noise, "rescale": _aug_rescale,
+               "fine-noise": _aug_fine_noise}
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, p: float = 0.5,
@@ -144,8 +151,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, p: float = 0.5,
     """Degrade each image of a uint8 NCHW batch with probability ``p`` by one random op from ``ops``.
 
     Ops and strengths: JPEG quality 30..95 (Pillow, on the CPU), Gaussian blur sigma 0.3..1.5, Gaussian noise
-    sigma 1..8 grey levels, rescale by 0.5..0.95 and back. Randomness comes only from ``generator`` (a CPU
-    generator), so a seeded generator gives the same batch on any device. Returns a new tensor on ``x``'s device.
+    sigma 1..8 grey levels, ``fine-noise`` (not in the default ops) sigma 0.5..3 log-uniform, rescale by
+    0.5..0.95 and back. Randomness comes only from ``generator`` (a CPU generator), so a seeded generator gives
+    the same batch on any device. Returns a new tensor on ``x``'s device.
     """
     if x.dtype != torch.uint8 or x.dim() != 4:
         raise ValueError(f"augment_batch: expected a uint8 NCHW tensor, got {x.dtype} {tuple(x.shape)}")
