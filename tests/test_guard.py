@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from adv_fixtures import structured, tiny_victim
 
+from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial.fast_attacks import torch_deepfool
 from fakescope.adversarial.guard import assemble, components, fit_guarded, guard
 from fakescope.adversarial.pipeline import attack_dataset, used_sources

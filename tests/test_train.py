@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import fakescope.training as tr
 from fakescope.calibration import choose_threshold, fit_temperature
 from fakescope.config import TrainConfig, resolve_config
 from fakescope.data import load_dataset
@@ -110,3 +111,20 @@ def test_temperature_and_threshold() -> None:
     assert 0.3 < thr < 0.7
     shifted = choose_threshold(np.clip(p + 0.3, 0, 1), y)  # a biased scorer gets a shifted threshold
     assert shifted > thr + 0.15
+
+
+def test_split_seed_fixes_the_validation_split(cifake_tiny: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models trained with different seeds but one --split-seed are validated (and ensembled) on the same images."""
+    seen: list[int] = []
+    real = tr.train_val_split
+
+    def spy(ds: object, frac: float, seed: int) -> object:
+        seen.append(seed)
+        return real(ds, frac, seed)
+
+    monkeypatch.setattr(tr, "train_val_split", spy)
+    tr.fit(tiny_cfg(tmp_path / "a", cifake_tiny, epochs=1, seed=5, split_seed=0), quiet=True)
+    tr.fit(tiny_cfg(tmp_path / "b", cifake_tiny, epochs=1, seed=6), quiet=True)
+    assert seen == [0, 6]
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["split_seed"] == 0

@@ -32,18 +32,29 @@ from fakescope.io import sha256_file, write_json
 from fakescope.models.checkpoint import bundled_dir
 
 
-def check_disjoint(doc: dict[str, Any], test_data: str) -> None:
-    """Adversarial runs: refuse test data whose originals appear in the run's training data."""
+def fitted_on(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(data, split) every number of an adversarial run was fitted on; a guarded run: its residual's training
+    data and its calibration folders."""
+    guarded = doc.get("guarded_from")
+    if guarded:
+        res = json.loads(Path(guarded["residual"]).read_text())
+        return [*fitted_on(res), (guarded["calibration"], "calib")]
     train_data = doc.get("train_config", {}).get("data")
+    return [(train_data, "train")] if train_data else []
+
+
+def check_disjoint(doc: dict[str, Any], test_data: str) -> None:
+    """Adversarial runs: refuse test data whose originals appear in the data the run was fitted on."""
     size = doc["spec"]["image_size"]
-    if not train_data or not Path(train_data).exists():
-        print(f"note: training data {train_data!r} not found; train/test overlap not checked", file=sys.stderr)
-        return
-    shared = shared_originals(load_dataset(train_data, "adversarial", size, "train"),
-                              load_dataset(test_data, "adversarial", size, "test"))
-    if shared:
-        raise SystemExit(f"{test_data}: {shared} test original(s) also appear in the training data {train_data}; "
-                         "attack a disjoint split (fakescope attack --split test)")
+    test = load_dataset(test_data, "adversarial", size, "test")
+    for data, split in fitted_on(doc) or [(None, "train")]:
+        if not data or not Path(data).exists():
+            print(f"note: fitting data {data!r} not found; overlap with the test data not checked", file=sys.stderr)
+            continue
+        shared = shared_originals(load_dataset(data, "adversarial", size, split), test)
+        if shared:
+            raise SystemExit(f"{test_data}: {shared} test original(s) also appear in {data} ({split}); attack a "
+                             "disjoint split (fakescope attack --split test --exclude ...)")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -5,18 +5,41 @@ Public API (every CLI command is one of these functions)::
     from fakescope import load_detector, scan, train, evaluate, reproduce_cifake
     det = load_detector("fast")           # bundled model, or a path to NAME.json / NAME.safetensors
     rows = scan(["photos/"], "fast")      # one Verdict per file: label, calibrated score, error, warning
+
+The names are imported on first use, so ``import fakescope`` (and the CLI) does not import torch up front.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .config import TrainConfig, resolve_config  # noqa: E402
-from .detector import Detector, load_detector  # noqa: E402
-from .scanning import Verdict, scan  # noqa: E402
-from .training import fit  # noqa: E402
+if TYPE_CHECKING:
+    from .config import TrainConfig, resolve_config
+    from .detector import Detector, load_detector
+    from .scanning import Verdict, scan
+    from .training import fit
+
+_LAZY = {"TrainConfig": "config", "resolve_config": "config", "Detector": "detector", "load_detector": "detector",
+         "Verdict": "scanning", "scan": "scanning", "fit": "training"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names lazily (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(config: TrainConfig | None = None, **kwargs: object) -> dict:
     """Train from a ``TrainConfig`` or keyword arguments (the same names as ``fakescope train`` flags)."""
+    from .config import resolve_config
+    from .training import fit
+
     return fit(config or resolve_config(**kwargs))
 
 

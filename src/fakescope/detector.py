@@ -16,7 +16,8 @@ import torch
 
 from .data import images_from_array
 from .infer import calibrated, predict_logits
-from .models import Net, list_bundled, load_checkpoint, resolve
+from .models import Net, load_checkpoint
+from .models.checkpoint import display_name
 from .models.fuse import fuse_for_inference
 
 
@@ -33,9 +34,7 @@ class Detector:
         """Load a bundled model by name (``fast``, ``best``...) or a checkpoint path (.json/.safetensors/stem)."""
         net, meta = load_checkpoint(model, device)
         net = fuse_for_inference(net).to(memory_format=torch.channels_last)
-        s = str(model)
-        name = s if s in list_bundled() else str(resolve(s).with_suffix(""))
-        return cls(net, meta, name)
+        return cls(net, meta, display_name(model))
 
     @property
     def task(self) -> str:
@@ -57,15 +56,16 @@ class Detector:
     def tta(self) -> bool:
         return bool(self.meta.get("tta", False))
 
-    def scores(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Calibrated P(label 1) per image (binary tasks) or class probabilities (N, C)."""
+    def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
+        """Calibrated P(label 1) per image (binary tasks) or class probabilities (N, C); ``bf16``: see
+        ``predict_logits``."""
         arr = np.asarray(images)
         if arr.dtype != np.uint8 or arr.ndim != 4:
             arr = images_from_array(arr[None] if arr.ndim == 3 else arr)
         if arr.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"images are {arr.shape[1]}x{arr.shape[2]}; this model takes "
                              f"{self.image_size}x{self.image_size} (decode files with fakescope.data.decode_image)")
-        return calibrated(self.net, predict_logits(self.net, arr, batch_size, tta=self.tta))
+        return calibrated(self.net, predict_logits(self.net, arr, batch_size, tta=self.tta, bf16=bf16))
 
     def labels(self, scores: np.ndarray, threshold: float | None = None) -> list[str]:
         """Verdict names for scores at ``threshold`` (default: the calibrated threshold of the checkpoint)."""

@@ -1,8 +1,9 @@
 """Scan files and folders: one verdict per file and model, a per-file error instead of a crash.
 
-Decoding runs in worker processes, chunk by chunk, while the main process scores the previous chunk.
-With ``output`` the rows are appended (JSON lines) as each chunk finishes, so an interrupted scan loses at
-most the chunk in flight, and ``resume=True`` skips every (path, model) already written.
+Decoding runs in worker processes, chunk by chunk, while the main process scores the previous chunk. The workers
+start before the models are loaded, so on a cold start they decode while torch is imported. With ``output`` the
+rows are appended (JSON lines) as each chunk finishes, so an interrupted scan loses at most the chunk in flight,
+and ``resume=True`` skips every (path, model) already written.
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import expand_paths, iter_decoded
+from .data.decode import Decoded, DecodeStream, available_cpus
+from .data.files import expand_paths
 from .data.images import DecodeInfo
-from .detector import Detector
 from .io import read_jsonl
+from .models.checkpoint import display_name, read_metadata
+from .models.spec import ModelSpec
+
+if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
+    from typing import TypeAlias
+
+    from .detector import Detector
+
+    Model: TypeAlias = "str | os.PathLike[str] | Detector"
 
 FIELDS = ["path", "task", "label", "score", "threshold", "model", "error", "warning"]
 
@@ -37,7 +48,23 @@ class Verdict:
     warning: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {f: getattr(self, f) for f in FIELDS}  # dataclasses.asdict deep-copies: ~10x slower per row
+
+
+@dataclass
+class _Planned:
+    """A model to scan with: its name and spec, read without torch; ``detector`` once loaded."""
+
+    source: Model
+    name: str
+    spec: ModelSpec
+    detector: Detector | None = None
+
+
+def _plan(model: Model) -> _Planned:
+    if isinstance(model, (str, os.PathLike)):
+        return _Planned(model, display_name(model), ModelSpec.from_dict(read_metadata(model)["spec"]))
+    return _Planned(model, model.name, model.net.spec, model)
 
 
 def _display(path: str) -> str:
@@ -45,49 +72,93 @@ def _display(path: str) -> str:
     return os.fsdecode(os.fsencode(path)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def scan_iter(inputs: list[str], models: list[Detector], threshold: float | None = None, chunk: int = 512,
-              workers: int | None = None, skip: set[tuple[str, str]] | None = None
+def default_workers(n_files: int, chunk: int) -> int:
+    """Decode processes for a scan: none for one chunk, else half the CPUs (the other half scores)."""
+    return 0 if n_files <= chunk else max(1, min(4, available_cpus() // 2))
+
+
+def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | None = None, chunk: int = 512,
+              workers: int | None = None, skip: set[tuple[str, str]] | None = None, bf16: bool = False
               ) -> Iterator[list[Verdict]]:
-    """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk)."""
-    if not models:
+    """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
+
+    ``models``: loaded ``Detector``s, bundled names or checkpoint paths (loaded once decoding has started).
+    """
+    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16)
+
+
+def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None, chunk: int,
+               workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool) -> Iterator[list[Verdict]]:
+    if not plans:
         raise ValueError("scan needs at least one model")
-    sizes = {d.image_size for d in models}
+    sizes = {p.spec.image_size for p in plans}
     if len(sizes) != 1:
         raise ValueError(f"models in one scan must share an input size, got {sorted(sizes)}")
     size = sizes.pop()
     files, problems = expand_paths(inputs)
     skip = skip or set()
-    for item, msg in problems:
-        key = _display(item)
-        rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in models if (key, d.name) not in skip]
-        if rows:
-            yield rows
-    todo = [f for f in files if any((_display(f), d.name) not in skip for d in models)]
-    if workers is None:
-        workers = 0 if len(todo) <= chunk else min(2, os.cpu_count() or 1)
-    for start, results in iter_decoded(todo, size, models[0].net.spec.resample, workers, chunk):
-        paths = [_display(p) for p in todo[start:start + len(results)]]
-        good = [i for i, r in enumerate(results) if r[0] is not None]
-        batch = np.stack([results[i][0] for i in good]) if good else np.zeros((0, size, size, 3), np.uint8)
-        rows: list[Verdict] = []
-        per_model = {}
-        for d in models:
-            s = d.scores(batch) if good else np.zeros(0)
-            per_model[d.name] = (s, d.labels(s, threshold) if good else [])
-        pos = {i: k for k, i in enumerate(good)}
-        for i, (path, (_arr, err, warn, info)) in enumerate(zip(paths, results, strict=True)):
-            for d in models:
-                if (path, d.name) in skip:
-                    continue
-                if i in pos:
-                    s, labs = per_model[d.name]
-                    t = d.threshold if threshold is None else threshold
-                    score = float(s[pos[i]]) if s.ndim == 1 else float(s[pos[i]].max())
-                    note = adversarial_warning(info, size) if d.task == "adversarial" else warn
-                    rows.append(Verdict(path, d.task, labs[pos[i]], round(score, 6), t, d.name, warning=note))
-                else:
-                    rows.append(Verdict(path, d.task, None, None, None, d.name, error=err))
-        yield rows
+    todo = [f for f in files if any((_display(f), p.name) not in skip for p in plans)]
+    workers = default_workers(len(todo), chunk) if workers is None else workers
+    with DecodeStream(todo, size, plans[0].spec.resample, workers, chunk) as stream:
+        dets = _load(plans)
+        for item, msg in problems:
+            key = _display(item)
+            rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in dets
+                    if (key, d.name) not in skip]
+            if rows:
+                yield rows
+        yield from _score(stream, todo, dets, threshold, skip, bf16, size)
+
+
+def _load(plans: list[_Planned]) -> list[Detector]:
+    from .detector import Detector
+
+    for p in plans:
+        if p.detector is None:
+            p.detector = Detector.load(p.source)
+    return [p.detector for p in plans if p.detector is not None]
+
+
+def _score(stream: DecodeStream, todo: list[str], dets: list[Detector], threshold: float | None,
+           skip: set[tuple[str, str]], bf16: bool, size: int) -> Iterator[list[Verdict]]:
+    """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        for start, results in stream:
+            want = threads if stream.done() else max(1, threads - stream.workers)
+            if torch.get_num_threads() != want:
+                torch.set_num_threads(want)
+            yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _rows(files: list[str], results: list[Decoded], dets: list[Detector], threshold: float | None,
+          skip: set[tuple[str, str]], bf16: bool, size: int) -> list[Verdict]:
+    paths = [_display(p) for p in files]
+    good = [i for i, r in enumerate(results) if r[0] is not None]
+    batch = np.stack([results[i][0] for i in good]) if good else np.zeros((0, size, size, 3), np.uint8)
+    per_model = {}
+    for d in dets:
+        s = d.scores(batch, bf16=bf16) if good else np.zeros(0)
+        per_model[d.name] = (s if s.ndim == 1 else s.max(axis=1)).tolist(), (d.labels(s, threshold) if good else [])
+    pos = {i: k for k, i in enumerate(good)}
+    rows: list[Verdict] = []
+    for i, (path, (_arr, err, warn, info)) in enumerate(zip(paths, results, strict=True)):
+        for d in dets:
+            if (path, d.name) in skip:
+                continue
+            if i in pos:
+                scores, labs = per_model[d.name]
+                t = d.threshold if threshold is None else threshold
+                note = adversarial_warning(info, size) if d.task == "adversarial" else warn
+                rows.append(Verdict(path, d.task, labs[pos[i]], round(scores[pos[i]], 6), t, d.name, warning=note))
+            else:
+                rows.append(Verdict(path, d.task, None, None, None, d.name, error=err))
+    return rows
 
 
 def adversarial_warning(info: DecodeInfo | None, size: int) -> str | None:
@@ -118,32 +189,38 @@ def done_keys(output: str | os.PathLike[str]) -> set[tuple[str, str]]:
     return {(r["path"], r["model"]) for r in read_jsonl(output) if "path" in r and "model" in r}
 
 
-def scan(inputs: list[str], models: list[str | Detector] | str | Detector = "fast", threshold: float | None = None,
+def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold: float | None = None,
          output: str | os.PathLike[str] | None = None, resume: bool = False, chunk: int = 512,
-         workers: int | None = None, on_rows: Callable[[list[Verdict]], None] | None = None) -> list[Verdict]:
+         workers: int | None = None, on_rows: Callable[[list[Verdict]], None] | None = None,
+         bf16: bool = False) -> list[Verdict]:
     """Scan ``inputs`` (files, folders, globs) with one or more models; returns all new rows.
 
     ``output`` (``.jsonl``): rows are appended and fsynced chunk by chunk; ``resume`` skips rows already there.
+    ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
     """
-    if isinstance(models, (str, Detector)):
+    if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
-    dets = [m if isinstance(m, Detector) else Detector.load(m) for m in models]
+    plans = [_plan(m) for m in models]  # unknown or malformed checkpoints fail here, before any output
     if output and resume:
         drop_torn_tail(output)
     skip = done_keys(output) if (output and resume) else set()
     if output and not resume and Path(output).exists():
         raise FileExistsError(f"{output} exists; pass resume=True (--resume) to continue it, or remove it")
-    out_fh = open(output, "a", encoding="utf-8") if output else None  # noqa: SIM115 - closed below
+    out_fh = None
     all_rows: list[Verdict] = []
     try:
-        for rows in scan_iter(inputs, dets, threshold, chunk, workers, skip):
+        for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16):
+            if output and out_fh is None:
+                out_fh = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed below
             if out_fh is not None:
-                out_fh.write("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
+                out_fh.write(to_jsonl(rows))
                 out_fh.flush()
                 os.fsync(out_fh.fileno())
             all_rows.extend(rows)
             if on_rows is not None:
                 on_rows(rows)
+        if output and out_fh is None:  # no rows to add: the file still exists afterwards
+            open(output, "a", encoding="utf-8").close()
     finally:
         if out_fh is not None:
             out_fh.close()

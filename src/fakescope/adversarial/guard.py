@@ -4,7 +4,8 @@ A calibration set of attack folders, made from images that neither model trained
 test set (``fakescope attack --exclude TEST_DIR``), supplies every number fitted here:
 
 1. ``center`` / ``scale``: mean and standard deviation of the two components on CLEAN validation images;
-2. the temperature: validation NLL (clean and attacked);
+2. ``offset`` and the temperature: Platt scaling, i.e. logistic regression of the label on the score
+   (clean and attacked), so probabilities are calibrated and not just ranked;
 3. the threshold: the score that flags at most ``fpr`` of the clean validation images.
 """
 
@@ -63,6 +64,17 @@ def assemble(res: Net, vic: Net, sharpness: float = 2.0) -> Net:
     return net.eval()
 
 
+def platt_offset(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The ``b`` of Platt scaling ``sigmoid((s - b) / T)``, fitted by (almost unregularised) logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(scores, np.float64).reshape(-1, 1), labels)
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a <= 0:
+        raise ValueError("guard: on the calibration set, higher scores are not more often attacked")
+    return -b / a
+
+
 def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) -> dict[str, float]:
     """Fit center/scale on clean ``val`` images, then temperature and threshold (at ``fpr`` on clean ``val``)."""
     clean = val.images[val.labels == 0]
@@ -72,7 +84,10 @@ def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) ->
     comp = components(net, clean)
     net.body.center.copy_(torch.from_numpy(comp.mean(0)))
     net.body.scale.copy_(torch.from_numpy(np.maximum(comp.std(0), 1e-6)))
-    logits = predict_logits(net, val.images, tta=tta).reshape(-1)
+    net.body.offset.zero_()
+    raw = predict_logits(net, val.images, tta=tta).reshape(-1)
+    net.body.offset.fill_(platt_offset(raw, val.labels))
+    logits = raw - float(net.body.offset)
     temperature = fit_temperature(logits, val.labels)
     probs = calibrated_probs(logits, temperature)
     thr = threshold_at_fpr(probs[val.labels == 0], fpr)
@@ -80,7 +95,7 @@ def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) ->
     return {"val_clean": int(len(clean)), "val_attacked": int((val.labels == 1).sum()),
             "val_fpr": float((probs[val.labels == 0] > thr).mean()),
             "val_tpr": float((probs[val.labels == 1] > thr).mean()),
-            "center": comp.mean(0).tolist(), "scale": comp.std(0).tolist()}
+            "center": comp.mean(0).tolist(), "scale": comp.std(0).tolist(), "offset": float(net.body.offset)}
 
 
 def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0.05, sharpness: float = 2.0,

@@ -1,12 +1,19 @@
-"""Parallel decoding of many files into one uint8 array, with an on-disk cache keyed by file fingerprints."""
+"""Parallel decoding of many files into one uint8 array, with an on-disk cache keyed by file fingerprints.
+
+``DecodeStream`` decodes chunk by chunk in background processes that start at once, so a caller can do other
+work meanwhile (``fakescope scan`` imports torch and loads its models while the first chunks decode). Nothing here
+imports torch, so worker processes stay light whatever the start method.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -35,19 +42,82 @@ def _decode_chunk(args: tuple[list[str], int, str]) -> list[Decoded]:
     return out
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class DecodeStream:
+    """``(start, results)`` per chunk of ``paths``, in order (results as in ``iter_decoded``).
+
+    With ``workers`` > 0 the chunks go to that many processes as soon as the stream is created, at most
+    ``MAX_AHEAD_BYTES`` of decoded pixels ahead of the consumer; with 0 each chunk is decoded here when reached.
+    Use it as a context manager (or call ``close``) so that the processes end with the scan.
+    """
+
+    MAX_AHEAD_BYTES = 256 << 20
+
+    def __init__(self, paths: list[str], size: int, resample: str = "bicubic", workers: int = 0,
+                 chunk: int = 256) -> None:
+        self.chunk = max(1, chunk)
+        self._jobs = [(paths[i:i + self.chunk], size, resample) for i in range(0, len(paths), self.chunk)]
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future[list[Decoded]]] = []
+        self.workers = min(workers, len(self._jobs))
+        if self.workers > 0:
+            self._ahead = max(2 * self.workers, self.MAX_AHEAD_BYTES // (self.chunk * size * size * 3 + 1))
+            self._pool = ProcessPoolExecutor(self.workers)
+            for _ in range(min(self._ahead, len(self._jobs))):
+                self._submit()
+
+    def _submit(self) -> None:
+        assert self._pool is not None
+        self._futures.append(self._pool.submit(_decode_chunk, self._jobs[len(self._futures)]))
+
+    def done(self) -> bool:
+        """True once no chunk is left to decode (the workers, if any, have nothing more to do)."""
+        if self._pool is None:
+            return False
+        return len(self._futures) == len(self._jobs) and all(f.done() for f in self._futures)
+
+    def __iter__(self) -> Iterator[tuple[int, list[Decoded]]]:
+        for i, job in enumerate(self._jobs):
+            if self._pool is None:
+                yield i * self.chunk, _decode_chunk(job)
+                continue
+            res = self._futures[i].result()
+            self._futures[i] = _DONE  # drop the reference: the results now belong to the consumer
+            if len(self._futures) < len(self._jobs):
+                self._submit()
+            yield i * self.chunk, res
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> DecodeStream:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+_DONE: Future[list[Decoded]] = Future()
+_DONE.set_result([])
+
+
 def iter_decoded(paths: list[str], size: int, resample: str = "bicubic", workers: int | None = None,
-                 chunk: int = 256):
+                 chunk: int = 256) -> Iterator[tuple[int, list[Decoded]]]:
     """Yield ``(start, results)`` per chunk, in order; results are ``(array|None, error|None, warning|None,
-    DecodeInfo|None)`` (the info gives the file's own size and format)."""
+    DecodeInfo|None)`` (the info gives the file's own size and format). ``workers`` <= 1: decoded in this process."""
     workers = default_workers() if workers is None else workers
-    chunks = [(paths[i:i + chunk], size, resample) for i in range(0, len(paths), chunk)]
-    if workers <= 1 or len(chunks) <= 1:
-        for i, c in enumerate(chunks):
-            yield i * chunk, _decode_chunk(c)
-        return
-    with ProcessPoolExecutor(workers) as ex:
-        for i, res in enumerate(ex.map(_decode_chunk, chunks)):
-            yield i * chunk, res
+    parallel = workers > 1 and len(paths) > chunk
+    with DecodeStream(paths, size, resample, workers if parallel else 0, chunk) as stream:
+        yield from stream
 
 
 def decode_many(paths: list[str], size: int, resample: str = "bicubic", workers: int | None = None,

@@ -69,8 +69,10 @@ def decode_image(
     if st.st_size > MAX_BYTES:
         raise ImageError(f"file too large ({st.st_size} bytes > {MAX_BYTES})")
     try:
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)  # one read; Pillow then parses from memory
+        with open(p, "rb") as fh:  # read what stat promised (asking for MAX_BYTES would allocate that much)
+            data = fh.read(st.st_size + 1)
+            if len(data) > st.st_size:  # the file grew since stat: read on, up to the limit
+                data += fh.read(MAX_BYTES + 1 - len(data))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we refuse bombs ourselves
             with Image.open(io.BytesIO(data), formats=FORMATS) as im:

@@ -10,15 +10,18 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 
 from .. import __version__
 from ..io import sha256_file, write_bytes, write_json
-from .net import ModelSpec, Net
+from .spec import ModelSpec
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: names and metadata are read without it
+    import torch
+
+    from .net import Net
 
 FORMAT = "fakescope-checkpoint/1"
 MAX_JSON_BYTES = 1 << 20
@@ -42,6 +45,8 @@ def list_bundled() -> list[str]:
 
 def save_checkpoint(net: Net, path: str | os.PathLike[str], **meta: Any) -> Path:
     """Write ``<stem>.safetensors`` then ``<stem>.json`` atomically; returns the JSON path."""
+    from safetensors.torch import save
+
     stem = _stem(path)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     write_bytes(stem.with_suffix(".safetensors"), save(state))
@@ -72,6 +77,12 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     return stem.with_suffix(".json")
 
 
+def display_name(model: str | os.PathLike[str]) -> str:
+    """How scans name a model: the bundled name, or the checkpoint path without its suffix."""
+    s = str(model)
+    return s if s in list_bundled() else str(resolve(s).with_suffix(""))
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse and validate a checkpoint's JSON (size-limited, schema-checked)."""
     jpath = resolve(path)
@@ -94,6 +105,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Net, dict]:
     """Load a model safely: verify hashes, refuse pickles, check architecture and tensor shapes."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .net import Net
+
     jpath = resolve(path)
     doc = read_metadata(jpath)
     wname = doc.get("weights_file")

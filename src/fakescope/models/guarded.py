@@ -10,7 +10,8 @@ Two kinds of attack leave two kinds of trace:
 
 ``guarded`` scores both: ``z_r`` = the residual CNN's logit and ``z_m`` = -log(top-1 minus top-2 victim logit),
 each standardised by its mean and spread on CLEAN validation images (buffers ``center`` and ``scale``), and
-returns their smooth maximum ``logsumexp(k·z) / k`` as one logit. It is one differentiable network, so
+returns their smooth maximum ``logsumexp(k·z) / k`` minus ``offset`` as one logit (with the checkpoint's
+temperature, ``offset`` makes it a Platt-calibrated log-odds). It is one differentiable network, so
 calibration, Grad-CAM (on the residual branch, the last convolution), serving and adaptive attacks treat it like
 any other detector. Built from two trained checkpoints by ``fakescope guard``; training it from scratch is
 possible but pointless.
@@ -45,6 +46,7 @@ class Guarded(nn.Module):
         self.sharpness, self.margin_floor = float(sharpness), float(margin_floor)
         self.register_buffer("center", torch.zeros(2))
         self.register_buffer("scale", torch.ones(2))
+        self.register_buffer("offset", torch.zeros(1))
 
     def components(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2): the residual logit and -log(victim margin), before standardisation."""
@@ -56,7 +58,7 @@ class Guarded(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (self.components(x) - self.center) / self.scale
         k = self.sharpness
-        return torch.logsumexp(k * z, dim=1, keepdim=True) / k
+        return torch.logsumexp(k * z, dim=1, keepdim=True) / k - self.offset
 
 
 @register_model("guarded", doc="Residual CNN + victim decision margin (DeepFool/C&W); assembled by fakescope guard.",

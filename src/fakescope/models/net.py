@@ -7,79 +7,13 @@ only here and nobody divides by 255 twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
 import torch
 from torch import nn
 
 from .registry import create_model
+from .spec import CIFAR10_CLASSES, TASKS, ModelSpec
 
-TASKS = {
-    "synthetic": ["REAL", "FAKE"],
-    "adversarial": ["clean", "attacked"],
-}
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-@dataclass
-class ModelSpec:
-    """Everything needed to rebuild and use a model; travels with the weights as JSON."""
-
-    arch: str
-    task: str = "synthetic"
-    classes: list[str] = field(default_factory=lambda: list(TASKS["synthetic"]))
-    image_size: int = 32
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    threshold: float = 0.5
-    temperature: float = 1.0
-    resample: str = "bicubic"
-
-    @property
-    def binary(self) -> bool:
-        return len(self.classes) == 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model spec fields: {sorted(unknown)}")
-        spec = cls(**d)
-        spec.validate()
-        return spec
-
-    def validate(self) -> None:
-        """Reject specs that are malformed or tampered with, with a clear message."""
-        checks = [
-            (isinstance(self.arch, str) and bool(self.arch), "arch must be a non-empty string"),
-            (isinstance(self.task, str), "task must be a string"),
-            (isinstance(self.classes, list) and len(self.classes) >= 2
-             and all(isinstance(c, str) for c in self.classes), "classes must be a list of >= 2 names"),
-            (isinstance(self.image_size, int) and 4 <= self.image_size <= 1024, "image_size must be 4..1024"),
-            (_floats(self.mean, 3), "mean must be 3 numbers"),
-            (_floats(self.std, 3) and all(s > 0 for s in self.std), "std must be 3 positive numbers"),
-            (isinstance(self.arch_kwargs, dict), "arch_kwargs must be an object"),
-            (_num(self.threshold) and 0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
-            (_num(self.temperature) and 0.01 <= self.temperature <= 100.0, "temperature must be in [0.01, 100]"),
-            (self.resample in ("bicubic", "bilinear", "nearest", "lanczos"), "unknown resample"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"invalid model spec: {msg}")
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
-
-
-def _floats(xs: Any, n: int) -> bool:
-    return isinstance(xs, list) and len(xs) == n and all(_num(x) for x in xs)
+__all__ = ["CIFAR10_CLASSES", "TASKS", "ModelSpec", "Net"]
 
 
 class Net(nn.Module):
