@@ -112,8 +112,8 @@ def test_hooks_released_and_mode_restored_on_error(arch: str, method: str) -> No
     with pytest.raises(RuntimeError):  # wrong channel count: fails before the body
         _run(method, net, torch.zeros(1, 4, 16, 16))
     _assert_no_hooks(net)
-    head = net.body if isinstance(net.body, nn.Sequential) else net.body.residual  # guarded: residual branch last
-    head[-1] = Boom()  # fails after the target layer's forward hook has fired
+    last = [m for m in net.body.modules() if isinstance(m, nn.Sequential)][-1]  # holds the last conv (or after it)
+    last[-1] = Boom()  # fails after the target layer's forward hook has fired
     with pytest.raises(RuntimeError, match="boom"):
         _run(method, net, _images())
     _assert_no_hooks(net)

@@ -126,3 +126,22 @@ def test_attack_exclude_gives_disjoint_sources_and_guard_end_to_end(tmp_path: Pa
     assert net.spec.arch == "guarded"
     r = guard(str(residual), str(victim), str(tmp_path / "calib"), str(tmp_path / "g2"), fpr=0.1, quiet=True)
     assert "test_accuracy" not in r
+
+
+def test_attack_params_reach_the_attack_and_its_manifest(tmp_path: Path, pair: tuple[Net, Net]) -> None:
+    from fakescope.adversarial.pipeline import parse_params
+
+    assert parse_params(["nb_candidates=10", "precision=fp32", "overshoot=0.05"]) == {
+        "nb_candidates": 10, "precision": "fp32", "overshoot": 0.05}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_params(["nb_candidates"])
+    _class_folders(tmp_path / "data", 1)
+    victim = save_checkpoint(pair[1], tmp_path / "victim")
+    code = main(["attack", "--victim", str(victim), "--data", str(tmp_path / "data"), "--attack", "deepfool-fast",
+                 "--n", "5", "--param", "nb_candidates=10", "--param", "precision=fp32", "--out", str(tmp_path / "a")])
+    assert code == 0
+    params = json.loads((tmp_path / "a" / "deepfool-fast" / "manifest.json").read_text())["parameters"]
+    assert params["nb_candidates"] == 10 and params["precision"] == "fp32"
+    with pytest.raises(ValueError, match="deepfool-fast"):
+        attack_dataset(victim, str(tmp_path / "data"), "deepfool-fast", [None], 5, tmp_path / "b",
+                       params={"no_such_option": 1})

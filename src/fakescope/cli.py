@@ -11,9 +11,11 @@ from pathlib import Path
 
 from .cli_adversarial import (
     add_adversarial_benchmark,
+    add_ensemble,
     add_guard,
     add_reproduce_adversarial_options,
     run_adversarial_benchmark,
+    run_ensemble,
     run_guard,
     run_reproduce_adversarial,
 )
@@ -231,12 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1000, help="images to attack")
     p.add_argument("--split", default="test")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="an option of the attack, e.g. nb_candidates=10 or max_iter=100 (recorded in the manifest)")
     p.add_argument("--exclude", action="append", metavar="DIR",
                    help="attack folder(s) whose source images are left out (a calibration set disjoint from a test "
                         "set); repeat")
     p.add_argument("--out", required=True)
     add_adversarial_benchmark(sub)
     add_guard(sub)
+    add_ensemble(sub)
     sub.add_parser("models", help="list architectures and bundled checkpoints")
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("model")
@@ -287,6 +292,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_adversarial_benchmark(args)
     if args.command == "guard":
         return run_guard(args)
+    if args.command == "ensemble":
+        return run_ensemble(args)
     if args.command == "reproduce" and args.experiment == "adversarial":
         return run_reproduce_adversarial(args)
     if args.command == "reproduce":
@@ -307,11 +314,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"written: {Path(args.out) / 'explanations.json'}")
         return 1 if any(r["error"] for r in results) else 0
     if args.command == "attack":
-        from .adversarial.pipeline import attack_dataset
+        from .adversarial.pipeline import attack_dataset, parse_params
 
         eps = [e / 255.0 for e in args.eps] if args.eps else [None]
         for r in attack_dataset(args.victim, args.data, args.attack, eps, args.n, args.out, args.split, args.seed,
-                                exclude=args.exclude):
+                                exclude=args.exclude, params=parse_params(args.param)):
             print(f"{r['folder']}: clean acc {r['clean_accuracy']:.4f} -> {r['adversarial_accuracy']:.4f} under "
                   f"attack, success {r['success_rate']:.4f}, mean Linf {r['linf_mean'] * 255:.2f}/255, "
                   f"PSNR {r['psnr_db_mean']:.1f} dB")

@@ -1,4 +1,5 @@
-"""Command-line pieces for issue 3: ``fakescope reproduce adversarial`` and ``fakescope adversarial-benchmark``.
+"""Command-line pieces kept out of ``cli.py``: ``reproduce adversarial``, ``adversarial-benchmark``, ``guard`` and
+``ensemble``.
 
 Kept out of ``cli.py`` so the parser stays short there; nothing heavy is imported until a command runs.
 """
@@ -103,6 +104,26 @@ def run_guard(args: argparse.Namespace) -> int:
     r = guard(args.residual, args.victim, args.calibration, args.out, fpr=args.fpr, sharpness=args.sharpness,
               test=args.test, command=command)
     print(f"written: {r['checkpoint']}")
+    return 0
+
+
+def add_ensemble(sub: argparse._SubParsersAction) -> None:
+    """The ``fakescope ensemble`` sub-command."""
+    p = sub.add_parser("ensemble", help="one calibrated checkpoint averaging several trained models (same "
+                       "validation split: train extra members with --split-seed)")
+    p.add_argument("models", nargs="+", help="bundled names or checkpoint paths (at least 2)")
+    p.add_argument("--data", required=True, help="the data the members trained on (validation split) with test/")
+    p.add_argument("--no-tta", dest="tta", action="store_false", help="no flip averaging")
+    p.add_argument("--out", required=True)
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    """``fakescope ensemble``."""
+    from .ensembling import build_ensemble
+
+    r = build_ensemble(args.models, args.data, args.out, tta=args.tta)
+    print(f"written: {r['checkpoint']}" + (f" (test accuracy {r['test_accuracy']:.4f})" if "test_accuracy" in r
+                                           else ""))
     return 0
 
 

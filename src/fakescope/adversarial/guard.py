@@ -111,7 +111,7 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     rpath, vpath = resolve(residual), resolve(victim)
     res, rdoc = load_checkpoint(rpath)
-    vic, _ = load_checkpoint(vpath)
+    vic, vdoc = load_checkpoint(vpath)
     net = assemble(res, vic, sharpness)
     cal = load_dataset(calibration, "adversarial", net.spec.image_size, "calib")
     say(f"guard: calibration set {calibration}: {len(cal)} images {cal.counts()}")
@@ -130,8 +130,8 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
                         "test_roc_auc": m.get("roc_auc"), "test_size": len(ts)})
     meta = {"metrics": metrics, "tta": True, "train_command": command, "test_data": test,
             "guarded_from": {"residual": str(rpath), "residual_weights_sha256": sha256_file(
-                rpath.parent / rdoc["weights_file"]), "victim": str(vpath), "calibration": str(calibration),
-                "fpr": fpr, "fit": fit}}
+                rpath.parent / rdoc["weights_file"]), "victim": str(victim), "victim_weights_sha256": sha256_file(
+                vpath.parent / vdoc["weights_file"]), "calibration": str(calibration), "fpr": fpr, "fit": fit}}
     jpath = save_checkpoint(net, run / "model.json", **meta)
     say(f"guard: wrote {jpath}")
     return {"checkpoint": str(jpath), **metrics}

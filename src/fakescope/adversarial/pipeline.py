@@ -16,13 +16,15 @@ from .attacks import create_attack, make_manifest, run_attack, write_attack
 
 def attack_dataset(victim: str | os.PathLike[str], data: str, attack: str, eps: list[float | None], n: int,
                    out: str | os.PathLike[str], split: str = "test", seed: int = 0,
-                   batch_size: int = 256, exclude: list[str] | None = None) -> list[dict[str, Any]]:
+                   batch_size: int = 256, exclude: list[str] | None = None,
+                   params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Attack ``n`` images (seeded, class-stratified) of ``data`` for every ε; one output folder per ε.
 
     ``data``: class folders (CIFAR-10 layout, ``split`` sub-folder if present) or an ``.npz`` with ``labels``.
     Writes ``originals.npz``, ``attacked.npz`` and ``manifest.json`` under ``out/<attack>[-eps<k>]``.
     ``exclude``: attack folders (searched recursively for ``manifest.json``) whose source images of the same
-    data and split are left out, e.g. to build a calibration set disjoint from a test set.
+    data and split are left out, e.g. to build a calibration set disjoint from a test set. ``params``: the
+    attack's own options (e.g. ``{"nb_candidates": 10}``), recorded in the manifest like every parameter.
     """
     net, _meta = load_checkpoint(victim)
     ds = load_dataset(data, "classify", net.spec.image_size, split)
@@ -37,7 +39,10 @@ def attack_dataset(victim: str | os.PathLike[str], data: str, attack: str, eps: 
     images, labels = ds.images[idx], ds.labels[idx]
     results = []
     for e in eps:
-        atk = create_attack(attack, net, eps=e)
+        try:
+            atk = create_attack(attack, net, eps=e, **(params or {}))
+        except TypeError as err:  # an option the attack does not have
+            raise ValueError(f"attack {attack!r}: {err}") from None
         adv, stats = run_attack(net, images, labels, atk, batch_size=batch_size, seed=seed)
         tag = attack if atk.eps is None else f"{attack}-eps{round(atk.eps * 255, 3):g}"
         folder = Path(out) / tag
@@ -63,3 +68,17 @@ def used_sources(folders: list[str], split: str) -> set[int]:
             if src.get("split") == split:
                 used.update(int(i) for i in src.get("indices") or [])
     return used
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``["nb_candidates=10", "precision=fp32"]`` → ``{"nb_candidates": 10, "precision": "fp32"}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. nb_candidates=10")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw  # a bare word, e.g. precision=fp32
+    return out

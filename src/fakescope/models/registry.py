@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 MODELS: Registry[nn.Module] = Registry("architecture")
 register_model = MODELS.register
-_BUILTINS = ("archs", "srm", "guarded")  # modules whose import registers the bundled architectures
+_BUILTINS = ("archs", "srm", "guarded", "ensemble")  # modules whose import registers the bundled architectures
 
 
 def load_builtins() -> None:
