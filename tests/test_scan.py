@@ -95,3 +95,31 @@ def test_output_and_resume_lose_nothing_and_repeat_nothing(messy: Path, model: s
     lines = [json.loads(x) for x in out.read_text().splitlines() if x.startswith("{") and x.endswith("}")]
     assert sorted(r["path"] for r in lines) == files  # every file exactly once
     assert done_keys(out) == {(f, str(Path(model).with_suffix(""))) for f in files}
+
+
+def test_npz_arrays_get_one_row_per_image(model: str, tmp_path: Path) -> None:
+    """The seed notebook's format: an .npz with `images` (uint8 or [0,1] floats, NHWC or NCHW, any size)."""
+    det = Detector.load(model)
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "u8.npz", images=imgs)
+    np.savez(tmp_path / "f01_nchw.npz", images=imgs.transpose(0, 3, 1, 2) / 255.0)
+    np.savez(tmp_path / "big.npz", images=np.repeat(np.repeat(imgs[:2], 2, axis=1), 2, axis=2))
+    np.savez(tmp_path / "twice.npz", images=imgs / 255.0 / 255.0)  # divided by 255 twice: refused
+    np.savez(tmp_path / "noimages.npz", x=imgs)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    paths = [str(tmp_path / n) for n in ("u8.npz", "f01_nchw.npz", "big.npz", "twice.npz", "noimages.npz",
+                                         "junk.npz")]
+    rows = {r.path: r for r in scan(paths, det, chunk=3)}
+    want = det.scores(imgs)
+    for name in ("u8.npz", "f01_nchw.npz"):
+        got = [rows[f"{tmp_path / name}#{i}"].score for i in range(7)]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert rows[f"{tmp_path / 'big.npz'}#1"].warning.startswith("resized from 64x64 to 32x32")
+    assert "255 again" in rows[str(tmp_path / "twice.npz")].error
+    assert "no 'images' array" in rows[str(tmp_path / "noimages.npz")].error
+    assert "not a readable" in rows[str(tmp_path / "junk.npz")].error
+    assert len(rows) == 7 + 7 + 2 + 3
+    again = scan(paths, det, output=tmp_path / "out.jsonl")
+    assert len(again) == len(rows)
+    assert scan(paths, det, output=tmp_path / "out.jsonl", resume=True) == []  # nothing repeated

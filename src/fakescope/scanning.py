@@ -25,6 +25,7 @@ from .data.images import DecodeInfo
 from .io import read_jsonl
 from .models.checkpoint import display_name, read_metadata
 from .models.spec import ModelSpec
+from .scan_arrays import array_rows, is_array_file
 
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
@@ -97,9 +98,11 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
     size = sizes.pop()
     files, problems = expand_paths(inputs)
     skip = skip or set()
-    todo = [f for f in files if any((_display(f), p.name) not in skip for p in plans)]
+    arrays = [f for f in files if is_array_file(f)]  # .npz: one row per image, keyed FILE#INDEX
+    todo = [f for f in files if not is_array_file(f) and any((_display(f), p.name) not in skip for p in plans)]
     workers = default_workers(len(todo), chunk) if workers is None else workers
-    with DecodeStream(todo, size, plans[0].spec.resample, workers, chunk) as stream:
+    resample = plans[0].spec.resample
+    with DecodeStream(todo, size, resample, workers, chunk) as stream:
         dets = _load(plans)
         for item, msg in problems:
             key = _display(item)
@@ -107,6 +110,8 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
                     if (key, d.name) not in skip]
             if rows:
                 yield rows
+        for a in arrays:
+            yield from array_rows(a, _display(a), dets, threshold, skip, bf16, size, resample, chunk, Verdict)
         yield from _score(stream, todo, dets, threshold, skip, bf16, size)
 
 

@@ -7,7 +7,9 @@ What is recognised, in the folder itself and in its sub-folders (down to ``MAX_D
   ``predictions.csv``, beside the ROC / PR / confusion / reliability / per-class plots;
 * **attack runs** (``fakescope attack --out``): folders holding ``manifest.json`` + ``originals.npz`` +
   ``attacked.npz``, grouped by their parent folder (one section per ε sweep);
-* **studies**: any ``*.json`` whose top-level object has a ``"study"`` key (robustness, evasion, learning curve).
+* **studies**: any ``*.json`` whose top-level object has a ``"study"`` key (robustness, evasion, learning curve);
+* a **detector benchmark** (``fakescope adversarial-benchmark --out``): ``detector_eval.json`` (format
+  ``fakescope-detector-eval/1``) beside the PNG plots its ``"plots"`` field names.
 
 Each finding becomes a section; a folder with none of these is a ``ValueError``.
 """
@@ -31,17 +33,18 @@ MAX_DEPTH = 3  # sub-folder levels searched below the run folder
 MAX_DIRS = 500  # folders visited at most (a report pointed at a dataset must not crawl it all)
 MAX_JSON_BYTES = 20 << 20
 ATTACK_FILES = ("manifest.json", "originals.npz", "attacked.npz")
+DETECTOR_EVAL = "detector_eval.json"
 SKIP_DIRS = {"__pycache__", "node_modules"}
 
 
 @dataclass
 class Found:
-    """One recognised thing: ``kind`` is training | evaluation | attack | study."""
+    """One recognised thing: ``kind`` is training | evaluation | attack | study | detector-eval."""
 
     kind: str
     path: Path  # the folder (training, evaluation, attack group) or the study's JSON file
     members: list[Path] = field(default_factory=list)  # attack: the per-ε folders
-    doc: dict[str, Any] | None = None  # study: the parsed JSON
+    doc: dict[str, Any] | None = None  # study, detector-eval: the parsed JSON
 
 
 def _read_json(path: Path) -> Any:
@@ -78,10 +81,19 @@ def is_attack(d: Path) -> bool:
     return isinstance(m, dict) and str(m.get("format", "")).startswith("fakescope-attack")
 
 
+def detector_eval(d: Path) -> Found | None:
+    """A folder written by ``fakescope adversarial-benchmark``: ``detector_eval.json`` with its format tag."""
+    from .detectors import is_detector_eval_doc
+
+    f = d / DETECTOR_EVAL
+    doc = _read_json(f) if f.is_file() else None
+    return Found("detector-eval", d, doc=doc) if is_detector_eval_doc(doc) else None
+
+
 def _studies(d: Path) -> list[Found]:
     out = []
     for f in sorted(d.glob("*.json")):
-        if f.name in ("config.json", "metrics.json", "manifest.json", "model.json", "last.json"):
+        if f.name in ("config.json", "metrics.json", "manifest.json", "model.json", "last.json", DETECTOR_EVAL):
             continue
         doc = _read_json(f)
         if isinstance(doc, dict) and isinstance(doc.get("study"), str):
@@ -118,6 +130,9 @@ def discover(run_dir: str | os.PathLike[str], max_depth: int = MAX_DEPTH) -> lis
             found.append(Found("evaluation", d))
         studies = _studies(d)
         found += studies
+        bench = detector_eval(d)
+        if bench is not None:
+            found.append(bench)
         if is_attack(d):
             key = d if d == root else d.parent
             if key not in attack_groups:
@@ -145,14 +160,16 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     pairs shown per attack folder. Raises ``ValueError`` when nothing under ``run_dir`` is recognised.
     """
     from .attacks import attack_section
+    from .detectors import detector_eval_section
     from .sections import evaluation_section, study_section, training_section
 
     root = Path(run_dir)
     items = discover(root)
     if not items:
         raise ValueError(f"{root}: nothing to report: no training run (config.json + history.jsonl), evaluation "
-                         "(metrics.json / predictions.csv), attack folder (manifest.json + .npz) or study JSON "
-                         f"found here or up to {MAX_DEPTH} folder levels below")
+                         "(metrics.json / predictions.csv), attack folder (manifest.json + .npz), study JSON or "
+                         f"detector benchmark (detector_eval.json) found here or up to {MAX_DEPTH} folder levels "
+                         "below")
     sections: list[tuple[str, str, str]] = []
     for i, item in enumerate(items):
         where = _label(item.path, root)
@@ -162,6 +179,8 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
             title, body = evaluation_section(item.path, gallery_k)
         elif item.kind == "attack":
             title, body = attack_section(item.path, item.members, examples)
+        elif item.kind == "detector-eval":
+            title, body = detector_eval_section(item.path, item.doc or {})
         else:
             title, body = study_section(item.path, item.doc or {})
         sections.append((f"s{i}-{item.kind}", f"{title}: {where}" if where else title, body))
