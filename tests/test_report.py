@@ -173,3 +173,69 @@ def test_report_errors_clearly_on_nothing_to_report(tmp_path: Path) -> None:
     assert not (empty / "report.html").exists()
     with pytest.raises(FileNotFoundError):
         build_report(tmp_path / "missing")
+
+
+def _bench_row(det: str, trained_on: str, tag: str, auroc: float, source: str = "val-fpr") -> dict[str, object]:
+    return {"detector": det, "trained_on": trained_on, "attack": tag.split("-")[0], "tag": tag, "eps": 2 / 255,
+            "threshold_source": source, "attack_success_rate": 0.9, "auroc": auroc, "aupr": auroc,
+            "tpr_at_1fpr": 0.5, "tpr_at_5fpr": 0.75, "threshold": 0.42, "tpr": 0.8, "fpr": 0.05, "accuracy": 0.9,
+            "n_attacked": 40, "n_clean": 40}
+
+
+def test_report_detector_benchmark(tmp_path: Path) -> None:
+    from PIL import Image
+
+    bench = tmp_path / "runs" / "bench"
+    bench.mkdir(parents=True)
+    Image.new("RGB", (8, 6), (200, 30, 30)).save(bench / "eps_curves.png")
+    Image.new("RGB", (6, 6), (30, 30, 200)).save(bench / "cross_attack_residual-cnn.png")
+    tags = ["fgsm-eps2", "pgd-eps8"]
+    fams = {"jpeg-q75": {"n": 40, "l2_mean": 0.07}, "resize-x0.5": {"n": 40, "l2_mean": 2.9}}
+    doc = {
+        "format": "fakescope-detector-eval/1", "victim": "runs/victim/model.json", "data": "data/cifar10",
+        "split": "test", "fpr_target": 0.05, "sizes": {"train": 40, "val": 20, "test": 40},
+        "attacks": {t: {"attack": t.split("-")[0], "eps": 2 / 255, "norm": "linf", "n": 40} for t in tags},
+        "per_attack": [_bench_row("mahalanobis", "clean", "fgsm-eps2", 0.61234),
+                       _bench_row("mahalanobis", "clean", "pgd-eps8", 0.7),
+                       _bench_row("residual-cnn", "fgsm-eps2", "fgsm-eps2", 0.99),
+                       _bench_row("residual-cnn", "pgd-eps8", "pgd-eps8", 0.98)],
+        "cross_attack": {"residual-cnn": {"train": tags, "test": tags, "auroc": [[0.99, 0.93171], [0.5, 0.98]],
+                                          "tpr_at_5fpr": [[1.0, 0.8], [0.1, 0.9]]}},
+        "noisy_negatives": {"families": fams, "fpr": {
+            "mahalanobis@clean": {"clean": 0.05, "jpeg-q75": 0.0625, "resize-x0.5": 0.0125},
+            "residual-cnn@fgsm-eps2": {"clean": 0.05, "jpeg-q75": 0.1875, "resize-x0.5": 0.5},
+            "residual-cnn@pgd-eps8": {"clean": 0.05, "jpeg-q75": 0.25, "resize-x0.5": 0.75}}},
+        "adaptive": {"mahalanobis": {
+            "applicable": True, "detector_trained_on": "clean", "eps": 8 / 255, "steps": 20, "lambdas": [0.5, 1.0],
+            "adaptive": {"fooled_and_evaded_rate": 0.8125, "victim_fooled_rate": 1.0, "detector_evaded_rate": 0.8125,
+                         "n": 16, "linf_max": 8 / 255},
+            "non_adaptive": {"fooled_and_evaded_rate": 0.125, "n": 16}},
+            "residual-cnn": {"applicable": False, "reason": "not differentiable in this toy"}},
+        "skipped": [], "plots": {"eps_curves": "elsewhere/runs/bench/eps_curves.png",
+                                 "cross_attack_residual-cnn": "runs/bench/cross_attack_residual-cnn.png",
+                                 "gone": "runs/bench/gone.png"},
+    }
+    (bench / "detector_eval.json").write_text(json.dumps(doc))
+    found = discover(tmp_path)  # found in a sub-folder, and not mistaken for a study
+    assert [(f.kind, f.path) for f in found] == [("detector-eval", bench)]
+    html = build_report(tmp_path, out=tmp_path / "report.html").read_text(encoding="utf-8")
+    assert_self_contained(html)
+    assert html.count("<img") == 2 and "Detector benchmark: runs/bench" in html and "gone.png" in html
+    for text in ("Detector mahalanobis", "Detector residual-cnn", "0.6123", "jpeg-q75", "resize-x0.5",
+                 "0.8125", "0.1250", "not differentiable in this toy", "Cross-attack AUROC", "0.9317",
+                 "FPR (fgsm-eps2)", "FPR (pgd-eps8)", "TPR at 1% FPR", "threshold from"):
+        assert text in html, text
+
+
+def test_report_detector_benchmark_minimal_file(tmp_path: Path) -> None:
+    """An older file with few fields still renders; a file of another format is not a benchmark."""
+    (tmp_path / "detector_eval.json").write_text(json.dumps({
+        "format": "fakescope-detector-eval/1",
+        "per_attack": [{"detector": "lid", "tag": "fgsm-eps2", "auroc": 0.5, "tpr_at_5fpr": None}],
+        "noisy_negatives": {"fpr": {"lid@clean": {"jpeg-q75": 0.0}}}, "cross_attack": {}, "adaptive": {}}))
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "Detector lid" in html and "0.5000" in html and "jpeg-q75" in html and "Cross-attack" not in html
+    (tmp_path / "detector_eval.json").write_text(json.dumps({"format": "something-else/1"}))
+    (tmp_path / "report.html").unlink()
+    with pytest.raises(ValueError, match="nothing to report"):
+        build_report(tmp_path)

@@ -83,7 +83,8 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page for a run, evaluation, attack or study folder")
-    p.add_argument("run_dir", help="folder written by train, evaluate, attack or study (sub-folders included)")
+    p.add_argument("run_dir", help="folder written by train, evaluate, attack, study or adversarial-benchmark "
+                   "(sub-folders included)")
     p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--gallery", type=int, default=8, help="most confident correct/wrong predictions shown")
     p.add_argument("--examples", type=int, default=6, help="attacked image pairs shown per attack folder")
