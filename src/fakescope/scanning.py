@@ -25,7 +25,7 @@ from .data.images import DecodeInfo
 from .io import read_jsonl
 from .models.checkpoint import display_name, read_metadata
 from .models.spec import ModelSpec
-from .scan_arrays import array_rows, is_array_file
+from .scan_arrays import is_array_file, read_images
 
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
@@ -111,7 +111,7 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
             if rows:
                 yield rows
         for a in arrays:
-            yield from array_rows(a, _display(a), dets, threshold, skip, bf16, size, resample, chunk, Verdict)
+            yield from _array_rows(a, dets, threshold, skip, bf16, size, resample, chunk)
         yield from _score(stream, todo, dets, threshold, skip, bf16, size)
 
 
@@ -122,6 +122,22 @@ def _load(plans: list[_Planned]) -> list[Detector]:
         if p.detector is None:
             p.detector = Detector.load(p.source)
     return [p.detector for p in plans if p.detector is not None]
+
+
+def _array_rows(path: str, dets: list[Detector], threshold: float | None, skip: set[tuple[str, str]], bf16: bool,
+                size: int, resample: str, chunk: int) -> Iterator[list[Verdict]]:
+    """Rows for every image of one ``.npz``, keyed ``FILE#INDEX``, chunk by chunk; one error row if unreadable."""
+    try:
+        images, w, h = read_images(path, size, resample)
+    except ValueError as e:
+        yield _rows([path], [(None, str(e), None, None)], dets, threshold, skip, bf16, size)
+        return
+    resized = f"resized from {w}x{h} to {size}x{size}" if (w, h) != (size, size) else None
+    info = DecodeInfo(w, h, "NPZ", resized)
+    for start in range(0, len(images), chunk):
+        batch = images[start:start + chunk]
+        yield _rows([f"{path}#{i}" for i in range(start, start + len(batch))],
+                    [(img, None, resized, info) for img in batch], dets, threshold, skip, bf16, size)
 
 
 def _score(stream: DecodeStream, todo: list[str], dets: list[Detector], threshold: float | None,
