@@ -27,7 +27,7 @@ import torch
 
 from fakescope.data import load_dataset
 from fakescope.data.attacksets import shared_originals
-from fakescope.evaluation import evaluate
+from fakescope.evaluation import checkpoint_test_metrics, evaluate
 from fakescope.io import sha256_file, write_json
 from fakescope.models.checkpoint import bundled_dir
 
@@ -72,10 +72,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     metrics = evaluate(str(run / "model.json"), args.data, out=str(run / "eval-test"), split="test")
     shutil.copy(run / "model.safetensors", dst / f"{args.name}.safetensors")
     doc["weights_file"] = f"{args.name}.safetensors"
-    doc["metrics"] = {**doc.get("metrics", {}), "test_accuracy": metrics["accuracy"],
-                      "test_accuracy_ci95": metrics["accuracy_ci95"], "test_size": metrics["n"]}
-    if "roc_auc" in metrics:  # binary tasks; a classify victim reports accuracy (and per class) only
-        doc["metrics"]["test_roc_auc"] = metrics["roc_auc"]
+    doc["metrics"] = {**doc.get("metrics", {}), **checkpoint_test_metrics(metrics)}
     doc["train_command"] = args.command
     doc["test_data"] = str(args.data)
     doc["trained_on"] = args.trained_on or (f"{platform.machine()} {torch.get_num_threads()} threads, "

@@ -52,7 +52,7 @@ def assemble_ensemble(nets: list[Net]) -> Net:
 
 def build_ensemble(models: list[str], data: str, out: str, tta: bool = True, quiet: bool = False) -> dict[str, Any]:
     """Assemble ``models``, calibrate on their shared validation split of ``data``, evaluate on its test split."""
-    from .evaluation import evaluate_arrays, format_metrics
+    from .evaluation import checkpoint_test_metrics, evaluate_arrays, format_metrics
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     loaded = [load_checkpoint(resolve(m)) for m in models]
@@ -79,8 +79,7 @@ def build_ensemble(models: list[str], data: str, out: str, tta: bool = True, qui
         m = evaluate_arrays(net, test, tta=tta)
         write_json(run / "metrics.json", m)
         say(format_metrics(m))
-        metrics.update({"test_accuracy": m["accuracy"], "test_accuracy_ci95": m.get("accuracy_ci95"),
-                        "test_roc_auc": m.get("roc_auc"), "test_size": len(test)})
+        metrics.update(checkpoint_test_metrics(m))
     jpath = save_checkpoint(net, run / "model.json", metrics=metrics, tta=tta, data_fingerprint=fingerprint,
                             ensemble_of=[{"model": str(m_), "weights_sha256": doc["weights_sha256"],
                                           "temperature": n.spec.temperature} for m_, (n, doc) in zip(models, loaded,

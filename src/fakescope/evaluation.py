@@ -84,6 +84,14 @@ def evaluate(model: str, data: str, out: str | None = None, split: str = "test",
     return m
 
 
+def checkpoint_test_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """The test figures a checkpoint's ``metrics`` keep, from ``evaluate``'s metrics (ROC-AUC: binary tasks)."""
+    out = {"test_accuracy": m["accuracy"], "test_accuracy_ci95": m["accuracy_ci95"], "test_size": m["n"]}
+    if "roc_auc" in m:
+        out["test_roc_auc"] = m["roc_auc"]
+    return out
+
+
 def predictions(ds: ImageSet, probs: np.ndarray, classes: list[str], threshold: float | None) -> list[dict[str, Any]]:
     """One row per image: path, true class, score (P(label 1), or top-1 probability) and predicted class."""
     p = np.asarray(probs, np.float64)

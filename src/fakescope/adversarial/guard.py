@@ -106,7 +106,7 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
     nor the residual CNN trained on and that are not in ``test``: the victim is more confident on its own
     training images, so its margins there would make every new clean image look suspicious.
     """
-    from ..evaluation import evaluate_arrays, format_metrics
+    from ..evaluation import checkpoint_test_metrics, evaluate_arrays, format_metrics
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     rpath, vpath = resolve(residual), resolve(victim)
@@ -126,8 +126,7 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
         m = evaluate_arrays(net, ts, tta=True)
         write_json(run / "metrics.json", m)
         say(format_metrics(m))
-        metrics.update({"test_accuracy": m["accuracy"], "test_accuracy_ci95": m.get("accuracy_ci95"),
-                        "test_roc_auc": m.get("roc_auc"), "test_size": len(ts)})
+        metrics.update(checkpoint_test_metrics(m))
     meta = {"metrics": metrics, "tta": True, "train_command": command, "test_data": test,
             "guarded_from": {"residual": str(rpath), "residual_weights_sha256": sha256_file(
                 rpath.parent / rdoc["weights_file"]), "victim": str(victim), "victim_weights_sha256": sha256_file(
