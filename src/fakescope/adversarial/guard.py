@@ -79,7 +79,7 @@ def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) ->
     """Fit center/scale on clean ``val`` images, then temperature and threshold (at ``fpr`` on clean ``val``)."""
     clean = val.images[val.labels == 0]
     if len(clean) < 20 or (val.labels == 1).sum() < 20:
-        raise ValueError(f"guard: the validation split holds {len(clean)} clean and {(val.labels == 1).sum()} "
+        raise ValueError(f"guard: the calibration set holds {len(clean)} clean and {(val.labels == 1).sum()} "
                          "attacked images; need at least 20 of each")
     comp = components(net, clean)
     net.body.center.copy_(torch.from_numpy(comp.mean(0)))

@@ -22,8 +22,9 @@ def attack_dataset(victim: str | os.PathLike[str], data: str, attack: str, eps: 
 
     ``data``: class folders (CIFAR-10 layout, ``split`` sub-folder if present) or an ``.npz`` with ``labels``.
     Writes ``originals.npz``, ``attacked.npz`` and ``manifest.json`` under ``out/<attack>[-eps<k>]``.
-    ``exclude``: attack folders (searched recursively for ``manifest.json``) whose source images of the same
-    data and split are left out, e.g. to build a calibration set disjoint from a test set. ``params``: the
+    ``exclude``: attack folders (searched recursively for ``manifest.json``) whose source indices of the same
+    split are left out, e.g. to build a calibration set disjoint from a test set (the data path is not compared:
+    it depends on the folder the attack ran from). ``params``: the
     attack's own options (e.g. ``{"nb_candidates": 10}``), recorded in the manifest like every parameter.
     """
     net, _meta = load_checkpoint(victim)
