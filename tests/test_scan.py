@@ -108,8 +108,11 @@ def test_npz_arrays_get_one_row_per_image(model: str, tmp_path: Path) -> None:
     np.savez(tmp_path / "twice.npz", images=imgs / 255.0 / 255.0)  # divided by 255 twice: refused
     np.savez(tmp_path / "noimages.npz", x=imgs)
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    (tmp_path / "text.npz").write_text("not an archive at all")  # numpy would suggest unpickling it
+    np.save(tmp_path / "plain.npy", imgs)
+    (tmp_path / "plain.npy").rename(tmp_path / "npy.npz")  # a bare .npy array under an .npz name
     paths = [str(tmp_path / n) for n in ("u8.npz", "f01_nchw.npz", "big.npz", "twice.npz", "noimages.npz",
-                                         "junk.npz")]
+                                         "junk.npz", "text.npz", "npy.npz")]
     rows = {r.path: r for r in scan(paths, det, chunk=3)}
     want = det.scores(imgs)
     for name in ("u8.npz", "f01_nchw.npz"):
@@ -119,7 +122,10 @@ def test_npz_arrays_get_one_row_per_image(model: str, tmp_path: Path) -> None:
     assert "255 again" in rows[str(tmp_path / "twice.npz")].error
     assert "no 'images' array" in rows[str(tmp_path / "noimages.npz")].error
     assert "not a readable" in rows[str(tmp_path / "junk.npz")].error
-    assert len(rows) == 7 + 7 + 2 + 3
+    for name in ("text.npz", "npy.npz"):
+        err = rows[str(tmp_path / name)].error
+        assert "not a .npz (zip) archive" in err and "allow_pickle" not in err
+    assert len(rows) == 7 + 7 + 2 + 5
     again = scan(paths, det, output=tmp_path / "out.jsonl")
     assert len(again) == len(rows)
     assert scan(paths, det, output=tmp_path / "out.jsonl", resume=True) == []  # nothing repeated

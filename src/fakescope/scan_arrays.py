@@ -27,6 +27,13 @@ def is_array_file(path: str) -> bool:
 def read_images(path: str, size: int, resample: str = "bicubic") -> tuple[np.ndarray, int, int]:
     """(uint8 NHWC images at ``size``, their stored width and height); raises ValueError if unreadable."""
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise ValueError(f"not a readable .npz ({e})") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would take anything else for .npy or a pickle
+        raise ValueError("not a .npz (zip) archive; fakescope reads `images` from .npz files and never unpickles")
+    try:
         with np.load(path, allow_pickle=False) as z:
             if "images" not in z.files:
                 raise ValueError(f"no 'images' array in the .npz (found {', '.join(z.files) or 'nothing'})")
