@@ -128,3 +128,27 @@ def test_split_seed_fixes_the_validation_split(cifake_tiny: Path, tmp_path: Path
     tr.fit(tiny_cfg(tmp_path / "b", cifake_tiny, epochs=1, seed=6), quiet=True)
     assert seen == [0, 6]
     assert json.loads((tmp_path / "a" / "config.json").read_text())["split_seed"] == 0
+
+
+def test_translate_shifts_each_image_within_its_reflect_padding() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 8, 8)
+    x = x.repeat(16, 1, 1, 1)
+    out = tr._translate(x, gen, 2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    shifts = set()
+    for i in range(len(x)):  # every output is one 8x8 window of its own padded image
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])]
+        assert hits, f"image {i} is not a shifted copy of itself"
+        shifts.update(hits)
+    assert len(shifts) > 5  # shifts really vary across the batch
+    again = tr._translate(x, torch.Generator().manual_seed(0), 2)
+    assert torch.equal(out, again)  # drawn from the generator: resumable, reproducible
+
+
+def test_translate_is_recorded_and_trains(cifake_tiny: Path, tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path / "run", cifake_tiny, translate=2)
+    fit(cfg, quiet=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["translate"] == 2

@@ -38,6 +38,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, dest="weight_decay")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
     p.add_argument("--no-flip", action="store_false", dest="flip", default=None)
+    p.add_argument("--translate", type=int, metavar="PIXELS",
+                   help="shift training images by up to PIXELS in x and y (reflect padding; default 0)")
     p.add_argument("--augment", choices=["none", "robust", "negatives"],
                    help="robust: also degrade half the training images (random JPEG, blur, noise, rescale); "
                    "negatives: degrade only label-0 images (adversarial detectors: processed clean images)")
@@ -77,6 +79,9 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="decode processes (default: half the CPUs when there is more than "
                    "one chunk, else 0 = decode in this process)")
     p.add_argument("--chunk", type=int, default=512, help="files decoded and written per step")
+    p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto: ONNX Runtime when installed and it has the architecture (same scores to ~1e-6, "
+                   "starts without importing torch), else torch")
     p.add_argument("--bf16", action="store_true", help="bfloat16 inference: faster on CPUs with AVX-512-BF16 or "
                    "AMX, but scores move by up to ~0.03 and about 1 verdict in 2,500 flips (default float32)")
 
@@ -278,7 +283,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         models = args.model or _task_models(args.task)
         return run_scan(args.paths, models, threshold=args.threshold, as_json=args.json, as_csv=args.csv,
                         output=args.output, resume=args.resume, save=args.save, max_rows=args.max_rows,
-                        workers=args.workers, chunk=args.chunk, bf16=args.bf16)
+                        workers=args.workers, chunk=args.chunk, bf16=args.bf16,
+                        engine=args.engine)
     if args.command == "demo":
         from .commands import run_demo
 

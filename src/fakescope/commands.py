@@ -80,7 +80,8 @@ def retain_freed_memory(limit: int = 256 << 20) -> bool:
 
 def run_scan(paths: list[str], models: list[str], threshold: float | None = None, as_json: bool = False,
              as_csv: bool = False, output: str | None = None, resume: bool = False, save: list[str] | None = None,
-             max_rows: int = 60, workers: int | None = None, chunk: int = 512, bf16: bool = False) -> int:
+             max_rows: int = 60, workers: int | None = None, chunk: int = 512, bf16: bool = False,
+             engine: str = "auto") -> int:
     """Scan and print; returns the exit code (1 when any file could not be read)."""
     prepare_scan_process()
     header = [True]
@@ -95,7 +96,7 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
         sys.stdout.flush()
 
     rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
-                on_rows=stream if (as_json or as_csv) else None, bf16=bf16)
+                on_rows=stream if (as_json or as_csv) else None, bf16=bf16, engine=engine)
     if not (as_json or as_csv):
         render_table(rows, max_rows)
     for target in save or []:

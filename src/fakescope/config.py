@@ -26,6 +26,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     flip: bool = True
+    translate: int = 0  # random shifts of up to this many pixels (reflect padding)
     augment: str = "none"  # none | robust (JPEG/blur/noise/rescale on half the images) | negatives (label 0 only)
     val_fraction: float = 0.05
     train_limit: int = 0  # >0: use at most this many training images per class (seeded)

@@ -16,7 +16,7 @@ import torch
 
 from .data import images_from_array
 from .infer import calibrated, predict_logits
-from .models import Net, load_checkpoint
+from .models import ModelSpec, Net, load_checkpoint
 from .models.checkpoint import display_name
 from .models.fuse import fuse_for_inference
 
@@ -35,6 +35,10 @@ class Detector:
         net, meta = load_checkpoint(model, device)
         net = fuse_for_inference(net).to(memory_format=torch.channels_last)
         return cls(net, meta, display_name(model))
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.net.spec
 
     @property
     def task(self) -> str:
@@ -69,10 +73,7 @@ class Detector:
 
     def labels(self, scores: np.ndarray, threshold: float | None = None) -> list[str]:
         """Verdict names for scores at ``threshold`` (default: the calibrated threshold of the checkpoint)."""
-        if scores.ndim == 2:
-            return [self.classes[i] for i in scores.argmax(1)]
-        t = self.threshold if threshold is None else threshold
-        return [self.classes[1] if s >= t else self.classes[0] for s in scores]
+        return self.net.spec.verdicts(scores, threshold)
 
     def describe(self) -> dict[str, Any]:
         spec = self.net.spec

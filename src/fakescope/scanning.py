@@ -31,9 +31,12 @@ if TYPE_CHECKING:  # torch is imported when the models load, after decoding has 
     from typing import TypeAlias
 
     from .detector import Detector
+    from .models.onnx_engine import OnnxDetector
 
     Model: TypeAlias = "str | os.PathLike[str] | Detector"
+    Scorer: TypeAlias = "Detector | OnnxDetector"
 
+ENGINES = ("auto", "torch", "onnx")
 FIELDS = ["path", "task", "label", "score", "threshold", "model", "error", "warning"]
 
 
@@ -59,13 +62,13 @@ class _Planned:
     source: Model
     name: str
     spec: ModelSpec
-    detector: Detector | None = None
+    detector: Scorer | None = None
 
 
 def _plan(model: Model) -> _Planned:
     if isinstance(model, (str, os.PathLike)):
         return _Planned(model, display_name(model), ModelSpec.from_dict(read_metadata(model)["spec"]))
-    return _Planned(model, model.name, model.net.spec, model)
+    return _Planned(model, model.name, model.spec, model)
 
 
 def _display(path: str) -> str:
@@ -79,17 +82,20 @@ def default_workers(n_files: int, chunk: int) -> int:
 
 
 def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | None = None, chunk: int = 512,
-              workers: int | None = None, skip: set[tuple[str, str]] | None = None, bf16: bool = False
-              ) -> Iterator[list[Verdict]]:
+              workers: int | None = None, skip: set[tuple[str, str]] | None = None, bf16: bool = False,
+              engine: str = "auto") -> Iterator[list[Verdict]]:
     """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
 
     ``models``: loaded ``Detector``s, bundled names or checkpoint paths (loaded once decoding has started).
     """
-    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16)
+    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine)
 
 
 def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None, chunk: int,
-               workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool) -> Iterator[list[Verdict]]:
+               workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool,
+               engine: str = "auto") -> Iterator[list[Verdict]]:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if not plans:
         raise ValueError("scan needs at least one model")
     sizes = {p.spec.image_size for p in plans}
@@ -103,7 +109,7 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
     workers = default_workers(len(todo), chunk) if workers is None else workers
     resample = plans[0].spec.resample
     with DecodeStream(todo, size, resample, workers, chunk) as stream:
-        dets = _load(plans)
+        dets = _load(plans, engine, bf16)
         for item, msg in problems:
             key = _display(item)
             rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in dets
@@ -115,16 +121,26 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
         yield from _score(stream, todo, dets, threshold, skip, bf16, size)
 
 
-def _load(plans: list[_Planned]) -> list[Detector]:
-    from .detector import Detector
+def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> list[Scorer]:
+    """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch."""
+    from .models import onnx_engine
 
     for p in plans:
-        if p.detector is None:
+        if p.detector is not None:
+            continue
+        if engine == "onnx" and (bf16 or not onnx_engine.supports(p.spec) or not onnx_engine.available()):
+            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, "
+                             f"float32 (no --bf16) and one of the architectures {', '.join(onnx_engine.LAYERS)}")
+        if engine != "torch" and not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available():
+            p.detector = onnx_engine.OnnxDetector.load(p.source)
+        else:
+            from .detector import Detector
+
             p.detector = Detector.load(p.source)
     return [p.detector for p in plans if p.detector is not None]
 
 
-def _array_rows(path: str, dets: list[Detector], threshold: float | None, skip: set[tuple[str, str]], bf16: bool,
+def _array_rows(path: str, dets: list[Scorer], threshold: float | None, skip: set[tuple[str, str]], bf16: bool,
                 size: int, resample: str, chunk: int) -> Iterator[list[Verdict]]:
     """Rows for every image of one ``.npz``, keyed ``FILE#INDEX``, chunk by chunk; one error row if unreadable."""
     try:
@@ -140,9 +156,15 @@ def _array_rows(path: str, dets: list[Detector], threshold: float | None, skip: 
                     [(img, None, resized, info) for img in batch], dets, threshold, skip, bf16, size)
 
 
-def _score(stream: DecodeStream, todo: list[str], dets: list[Detector], threshold: float | None,
+def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold: float | None,
            skip: set[tuple[str, str]], bf16: bool, size: int) -> Iterator[list[Verdict]]:
     """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
+    from .models.onnx_engine import OnnxDetector
+
+    if all(isinstance(d, OnnxDetector) for d in dets):  # no torch here; ORT's idle threads do not spin
+        for start, results in stream:
+            yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+        return
     import torch
 
     threads = torch.get_num_threads()
@@ -157,7 +179,7 @@ def _score(stream: DecodeStream, todo: list[str], dets: list[Detector], threshol
             torch.set_num_threads(threads)
 
 
-def _rows(files: list[str], results: list[Decoded], dets: list[Detector], threshold: float | None,
+def _rows(files: list[str], results: list[Decoded], dets: list[Scorer], threshold: float | None,
           skip: set[tuple[str, str]], bf16: bool, size: int) -> list[Verdict]:
     paths = [_display(p) for p in files]
     good = [i for i, r in enumerate(results) if r[0] is not None]
@@ -213,11 +235,13 @@ def done_keys(output: str | os.PathLike[str]) -> set[tuple[str, str]]:
 def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold: float | None = None,
          output: str | os.PathLike[str] | None = None, resume: bool = False, chunk: int = 512,
          workers: int | None = None, on_rows: Callable[[list[Verdict]], None] | None = None,
-         bf16: bool = False) -> list[Verdict]:
+         bf16: bool = False, engine: str = "auto") -> list[Verdict]:
     """Scan ``inputs`` (files, folders, globs) with one or more models; returns all new rows.
 
     ``output`` (``.jsonl``): rows are appended and fsynced chunk by chunk; ``resume`` skips rows already there.
     ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
+    ``engine``: ``auto`` runs models named by path or bundled name with ONNX Runtime when it is installed and has
+    their architecture (``fakescope.models.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
     """
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
@@ -230,7 +254,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     out_fh = None
     all_rows: list[Verdict] = []
     try:
-        for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16):
+        for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16, engine):
             if output and out_fh is None:
                 out_fh = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed below
             if out_fh is not None:

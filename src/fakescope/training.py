@@ -94,6 +94,20 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
 
 
+def _translate(x: torch.Tensor, gen: torch.Generator, pixels: int) -> torch.Tensor:
+    """Shift each image by up to ``pixels`` in x and y (reflect padding, as airbench does); same shape out."""
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pixels + 1, (n, 2), generator=gen)
+    padded = F.pad(x, (pixels, pixels, pixels, pixels), mode="reflect")
+    out = torch.empty_like(x)
+    key = (shifts[:, 0] * (2 * pixels + 1) + shifts[:, 1]).to(x.device)
+    for k in torch.unique(key).tolist():
+        sel = (key == k).nonzero().squeeze(1)
+        dy, dx = divmod(k, 2 * pixels + 1)
+        out[sel] = padded[sel, :, dy:dy + h, dx:dx + w]
+    return out
+
+
 def _robust(x: torch.Tensor, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
     """``--augment robust``: ``studies.perturb.augment_batch`` (half the images degraded), drawn from ``gen``.
 
@@ -220,6 +234,8 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
                 x = x_all[idx]
                 if cfg.flip:
                     x = _augment(x, gen)
+                if cfg.translate:
+                    x = _translate(x, gen, cfg.translate)
                 if cfg.augment != "none":
                     x = _robust(x, gen, y_all[idx] if cfg.augment == "negatives" else None)
                 for g in opt.param_groups:

@@ -112,17 +112,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
 
     jpath = resolve(path)
     doc = read_metadata(jpath)
-    wname = doc.get("weights_file")
-    if not isinstance(wname, str) or Path(wname).name != wname:
-        raise CheckpointError(f"{jpath}: 'weights_file' must be a bare file name next to the JSON")
-    wpath = jpath.parent / wname
-    if not wpath.exists():
-        raise CheckpointError(f"{jpath}: weights file {wpath} is missing")
-    with open(wpath, "rb") as fh:
-        head = fh.read(4)
-    if any(head.startswith(m) for m in _PICKLE_MAGIC):
-        raise CheckpointError(f"{wpath}: looks like a pickle/torch.save file; fakescope only loads safetensors")
-    _verify_hashes(jpath, wpath, doc)
+    wpath = checked_weights(jpath, doc)
     spec = ModelSpec.from_dict(doc["spec"])
     try:
         net = Net(spec)
@@ -149,6 +139,22 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     net.load_state_dict(state)
     net.to(device).eval()
     return net, doc
+
+
+def checked_weights(jpath: Path, doc: dict[str, Any]) -> Path:
+    """The weights file named by a checkpoint's metadata, after the pickle, hash and manifest checks."""
+    wname = doc.get("weights_file")
+    if not isinstance(wname, str) or Path(wname).name != wname:
+        raise CheckpointError(f"{jpath}: 'weights_file' must be a bare file name next to the JSON")
+    wpath = jpath.parent / wname
+    if not wpath.exists():
+        raise CheckpointError(f"{jpath}: weights file {wpath} is missing")
+    with open(wpath, "rb") as fh:
+        head = fh.read(4)
+    if any(head.startswith(m) for m in _PICKLE_MAGIC):
+        raise CheckpointError(f"{wpath}: looks like a pickle/torch.save file; fakescope only loads safetensors")
+    _verify_hashes(jpath, wpath, doc)
+    return wpath
 
 
 def _verify_hashes(jpath: Path, wpath: Path, doc: dict[str, Any]) -> None:

@@ -34,6 +34,13 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def verdicts(self, scores: Any, threshold: float | None = None) -> list[str]:
+        """Class names for calibrated scores: P(label 1) >= threshold (default: the calibrated one), or argmax."""
+        if getattr(scores, "ndim", 1) == 2:
+            return [self.classes[i] for i in scores.argmax(1)]
+        t = self.threshold if threshold is None else threshold
+        return [self.classes[1] if s >= t else self.classes[0] for s in scores]
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         known = {f for f in cls.__dataclass_fields__}

@@ -1,0 +1,107 @@
+"""The ONNX Runtime engine: the same function as the torch model for every architecture it claims, the same checks
+on untrusted weights, a scan that never imports torch, and a clear refusal where it cannot run a model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakescope.commands import samples_dir
+from fakescope.detector import Detector
+from fakescope.infer import predict_logits
+from fakescope.models import MODELS, CheckpointError, ModelSpec, Net, save_checkpoint
+from fakescope.models import onnx_engine as oe
+from fakescope.scanning import scan
+
+pytestmark = pytest.mark.skipif(not oe.available(), reason="onnx/onnxruntime not installed")
+
+
+def _random_net(arch: str, seed: int, **spec: object) -> Net:
+    """A net with random weights AND random BatchNorm statistics (so BN folding is really exercised)."""
+    torch.manual_seed(seed)
+    net = Net(ModelSpec(arch=arch, temperature=0.7, **spec))
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    last.weight.data.mul_(100)  # random nets map noise images to nearly one logit: spread them out
+    return net.eval()
+
+
+@pytest.mark.parametrize("tta", [False, True])
+@pytest.mark.parametrize("arch", sorted(oe.LAYERS))
+def test_scores_match_torch(arch: str, tta: bool, tmp_path: Path) -> None:
+    path = save_checkpoint(_random_net(arch, 1, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3]), tmp_path / arch,
+                           tta=tta)
+    images = np.random.default_rng(0).integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
+    ours, ref = oe.OnnxDetector.load(path), Detector.load(path)
+    za, zb = ours.logits(images), predict_logits(ref.net, images, tta=tta)
+    assert za.shape == zb.shape == (70,)
+    assert zb.std() > 1e-2  # the logits vary across images, so agreement means something
+    np.testing.assert_allclose(za, zb, rtol=1e-4, atol=1e-4 * float(np.abs(zb).max()))
+    a, b = ours.scores(images, batch_size=32), ref.scores(images)
+    np.testing.assert_allclose(a, b, atol=2e-5)
+    assert ours.labels(a, 0.5) == ref.labels(b, 0.5)
+    assert (ours.tta, ours.threshold, ours.task) == (ref.tta, ref.threshold, ref.task)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS.names()))
+def test_every_architecture_is_either_built_or_left_to_torch(arch: str, tmp_path: Path) -> None:
+    spec = ModelSpec(arch=arch)
+    if arch in oe.LAYERS:
+        assert oe.supports(spec)
+        return
+    assert not oe.supports(spec)
+    with pytest.raises(ValueError, match="no ONNX graph"):
+        oe.build_graph(spec, {})
+
+
+def test_wrong_or_tampered_weights_are_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(_random_net("fast", 0), tmp_path / "m")
+    doc = json.loads(path.read_text())
+    doc["spec"]["arch"] = "best"  # weights of `fast` under the name of another architecture
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="missing|expected"):
+        oe.OnnxDetector.load(path)
+    doc["spec"]["arch"] = "fast"
+    path.write_text(json.dumps(doc))
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        oe.OnnxDetector.load(path)
+
+
+def test_engine_choice_in_scan(tmp_path: Path) -> None:
+    path = str(save_checkpoint(_random_net("seed-cnn", 2), tmp_path / "seed"))
+    files = [str(f) for f in sorted((samples_dir() / "FAKE").glob("*.jpg"))[:8]]
+    a, b = scan(files, path, engine="onnx"), scan(files, path, engine="torch")
+    assert [r.path for r in a] == [r.path for r in b]
+    np.testing.assert_allclose([r.score for r in a], [r.score for r in b], atol=2e-5)
+    with pytest.raises(ValueError, match="engine onnx cannot run"):
+        scan(files, path, engine="onnx", bf16=True)
+    srm = str(save_checkpoint(Net(ModelSpec(arch="srm-cnn")).eval(), tmp_path / "other"))
+    with pytest.raises(ValueError, match="engine onnx cannot run"):
+        scan(files, srm, engine="onnx")
+    assert len(scan(files, srm)) == len(files)  # auto: left to torch
+    with pytest.raises(ValueError, match="engine must be"):
+        scan(files, path, engine="tensorrt")
+
+
+@pytest.mark.slow
+def test_a_cli_scan_with_a_bundled_model_never_imports_torch(tmp_path: Path) -> None:
+    code = ("import sys\nfrom fakescope.cli import main\nrc = main(['scan', sys.argv[1], '--json'])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(samples_dir())], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 60 and all(r["model"] == "fast" and r["error"] is None for r in rows)
