@@ -1,7 +1,8 @@
 """Scan files and folders: one verdict per file and model, a per-file error instead of a crash.
 
 Decoding runs in worker processes, chunk by chunk, while the main process scores the previous chunk. The workers
-start before the models are loaded, so on a cold start they decode while torch is imported. With ``output`` the
+start before the models are loaded, so on a cold start they decode while the engine is imported: ONNX Runtime for
+the architectures ``models.onnx_engine`` builds (no torch import at all), torch for the rest. With ``output`` the
 rows are appended (JSON lines) as each chunk finishes, so an interrupted scan loses at most the chunk in flight,
 and ``resume=True`` skips every (path, model) already written.
 """

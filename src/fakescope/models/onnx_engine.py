@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.decode import available_cpus
 from .checkpoint import CheckpointError, checked_weights, display_name, read_metadata, resolve
 from .spec import ModelSpec
 
@@ -187,7 +188,7 @@ class OnnxDetector:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{wpath}: not a readable safetensors file ({e})") from None
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.intra_op_num_threads = threads or available_cpus()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave decode workers their CPUs
         opts.log_severity_level = 3
