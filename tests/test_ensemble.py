@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from fakescope.cli import main
+from fakescope.data import load_dataset, train_val_split
 from fakescope.ensembling import assemble_ensemble
+from fakescope.infer import calibrated, predict_logits
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training import fit
 from train_helpers import tiny_cfg
@@ -47,5 +49,8 @@ def test_ensemble_command_calibrates_on_the_shared_validation_split(cifake_tiny:
     assert net.spec.arch == "ensemble" and len(doc["ensemble_of"]) == 2
     assert doc["metrics"]["test_size"] == 20 and 0.0 <= doc["metrics"]["test_accuracy"] <= 1.0
     assert json.loads((tmp_path / "ens" / "metrics.json").read_text())["n"] == 20
+    _, val = train_val_split(load_dataset(str(cifake_tiny), "synthetic", 32, "train"), 0.2, 1)
+    probs = calibrated(net, predict_logits(net, val.images, tta=True))
+    assert doc["metrics"]["val_acc"] == float(((probs >= net.spec.threshold) == val.labels).mean())
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "c"), "--data", str(cifake_tiny),
                  "--out", str(tmp_path / "bad")]) != 0  # different validation splits: refused

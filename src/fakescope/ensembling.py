@@ -69,9 +69,15 @@ def build_ensemble(models: list[str], data: str, out: str, tta: bool = True, qui
     say(f"ensemble of {len(models)}: calibrating on the members' shared validation split ({len(val)} images)")
     logits = predict_logits(net, val.images, tta=tta)
     net.spec.temperature = fit_temperature(logits, val.labels)
+    probs = calibrated_probs(logits, net.spec.temperature)
     if net.spec.binary:
-        net.spec.threshold = choose_threshold(calibrated_probs(logits, net.spec.temperature), val.labels)
-    metrics: dict[str, Any] = {"val_size": len(val)}
+        net.spec.threshold = choose_threshold(probs, val.labels)
+        pred = (probs >= net.spec.threshold).astype(int)
+    else:
+        pred = probs.argmax(1)
+    val_acc = float((pred == val.labels).mean())  # what to choose ensembles by: test figures are for reporting
+    say(f"validation accuracy {val_acc:.4f} at threshold {net.spec.threshold:.3f}")
+    metrics: dict[str, Any] = {"val_acc": val_acc, "val_size": len(val)}
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     if (Path(data) / "test").is_dir():  # never "test" on the training folder itself
