@@ -45,6 +45,13 @@ class TrainConfig:
         return asdict(self)
 
 
+def validation_seed(config: dict[str, Any]) -> int | None:
+    """Seed of a run's validation split: ``split_seed`` where set, else ``seed`` (a ``TrainConfig`` as a dict, or
+    the ``train_config`` stored in a checkpoint). ``fit`` splits with it; ``fakescope ensemble`` compares it."""
+    split = config.get("split_seed")
+    return config.get("seed") if split is None else split
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     text = p.read_text(encoding="utf-8")

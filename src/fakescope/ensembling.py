@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .calibration import calibrated_probs, choose_threshold, fit_temperature
+from .config import validation_seed
 from .data.sources import load_dataset
 from .data.split import train_val_split
 from .infer import predict_logits
@@ -25,9 +26,7 @@ _SHARED_SPEC = ("task", "classes", "image_size", "mean", "std", "resample")
 
 def _split_key(doc: dict[str, Any]) -> tuple[Any, ...]:
     cfg = doc.get("train_config") or {}
-    split_seed = cfg.get("split_seed")
-    return (doc.get("data_fingerprint"), cfg.get("val_fraction"), cfg.get("train_limit", 0),
-            cfg.get("seed") if split_seed is None else split_seed)
+    return doc.get("data_fingerprint"), cfg.get("val_fraction"), cfg.get("train_limit", 0), validation_seed(cfg)
 
 
 def assemble_ensemble(nets: list[Net]) -> Net:

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 
 from . import __version__
 from .calibration import calibrated_probs, choose_threshold, fit_temperature
-from .config import TrainConfig
+from .config import TrainConfig, validation_seed
 from .data import ImageSet, load_dataset, train_val_split
 from .data.sources import check_balance
 from .infer import predict_logits
@@ -198,7 +198,7 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     if cfg.train_limit:
         ds = _subsample(ds, cfg.train_limit, cfg.seed)
     check_balance(ds)
-    train, val = train_val_split(ds, cfg.val_fraction, cfg.seed if cfg.split_seed is None else cfg.split_seed)
+    train, val = train_val_split(ds, cfg.val_fraction, validation_seed(cfg.to_dict()))
     say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
     classes = ds.classes if cfg.task == "classify" else TASKS.get(cfg.task, ds.classes)
     spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=list(classes), image_size=cfg.image_size,
