@@ -37,12 +37,12 @@ def _random_net(arch: str, seed: int, **spec: object) -> Net:
     return net.eval()
 
 
-@pytest.mark.parametrize("tta", [False, True])
+@pytest.mark.parametrize(("tta", "size"), [(False, 32), (True, 32), (False, 20)])
 @pytest.mark.parametrize("arch", sorted(oe.LAYERS))
-def test_scores_match_torch(arch: str, tta: bool, tmp_path: Path) -> None:
-    path = save_checkpoint(_random_net(arch, 1, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3]), tmp_path / arch,
-                           tta=tta)
-    images = np.random.default_rng(0).integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
+def test_scores_match_torch(arch: str, tta: bool, size: int, tmp_path: Path) -> None:
+    net = _random_net(arch, 1, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], image_size=size)
+    path = save_checkpoint(net, tmp_path / arch, tta=tta)
+    images = np.random.default_rng(0).integers(0, 256, (70, size, size, 3), dtype=np.uint8)
     ours, ref = oe.OnnxDetector.load(path), Detector.load(path)
     za, zb = ours.logits(images), predict_logits(ref.net, images, tta=tta)
     assert za.shape == zb.shape == (70,)
