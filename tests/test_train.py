@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import fakescope.training as tr
-from fakescope.calibration import choose_threshold, fit_temperature
+from fakescope.calibration import calibrated_probs, choose_threshold, fit_temperature
 from fakescope.config import TrainConfig, resolve_config
 from fakescope.data import load_dataset
 from fakescope.io import read_jsonl
@@ -152,3 +152,12 @@ def test_translate_is_recorded_and_trains(cifake_tiny: Path, tmp_path: Path) -> 
     cfg = tiny_cfg(tmp_path / "run", cifake_tiny, translate=2)
     fit(cfg, quiet=True)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["translate"] == 2
+
+
+def test_calibrated_probs_match_torch_and_never_overflow() -> None:
+    z = np.array([[2.0, -1.0, 0.5], [900.0, -900.0, 0.0]])
+    np.testing.assert_allclose(calibrated_probs(z, 0.7), torch.softmax(torch.tensor(z) / 0.7, 1).numpy(), atol=1e-12)
+    b = np.array([-1e4, -3.0, 0.0, 2.5, 1e4])
+    with np.errstate(over="raise"):
+        p = calibrated_probs(b, 0.5)
+    np.testing.assert_allclose(p, torch.sigmoid(torch.tensor(b) / 0.5).numpy(), atol=1e-12)

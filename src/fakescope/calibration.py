@@ -1,20 +1,29 @@
-"""Temperature scaling and decision-threshold selection, fitted on validation data only."""
+"""Temperature scaling and decision-threshold selection, fitted on validation data only.
+
+Importing this module does not import torch (only ``fit_temperature`` needs it), so the torch-free scan engine
+calibrates its scores with ``calibrated_probs`` too.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """P(label 1) = sigmoid(logit / T), without overflow warnings for very confident logits."""
+    """P(label 1) = sigmoid(logit / T) for (N,) logits, softmax(logits / T) for (N, C); no overflow warnings for
+    very confident logits."""
     z = np.clip(np.asarray(logits, np.float64) / temperature, -500.0, 500.0)
+    if z.ndim == 2:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
     """The temperature T > 0 minimising validation NLL of ``logits / T`` (binary or multi-class)."""
+    import torch
+    import torch.nn.functional as F
+
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(labels))
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)

@@ -129,10 +129,11 @@ def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> li
     for p in plans:
         if p.detector is not None:
             continue
-        if engine == "onnx" and (bf16 or not onnx_engine.supports(p.spec) or not onnx_engine.available()):
+        runnable = not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available()
+        if engine == "onnx" and not runnable:
             raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, "
                              f"float32 (no --bf16) and one of the architectures {', '.join(onnx_engine.LAYERS)}")
-        if engine != "torch" and not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available():
+        if engine != "torch" and runnable:
             p.detector = onnx_engine.OnnxDetector.load(p.source)
         else:
             from .detector import Detector

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import calibrated_probs
 from ..data.decode import available_cpus
 from .checkpoint import CheckpointError, checked_weights, display_name, read_metadata, resolve
 from .spec import ModelSpec
@@ -216,12 +217,8 @@ class OnnxDetector:
             raise ValueError(f"expected uint8 images (N, {self.image_size}, {self.image_size}, 3), got "
                              f"{arr.dtype} {arr.shape}")
         parts = [self.logits(arr[i:i + batch_size]) for i in range(0, len(arr), batch_size)]
-        z = (np.concatenate(parts) if parts else np.zeros((0,), np.float32)).astype(np.float64)
-        z /= self.spec.temperature
-        if z.ndim == 1:
-            return (1 / (1 + np.exp(-z))).astype(np.float32)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        z = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+        return calibrated_probs(z, self.spec.temperature).astype(np.float32)
 
     def labels(self, scores: np.ndarray, threshold: float | None = None) -> list[str]:
         return self.spec.verdicts(scores, threshold)
