@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from fakescope.adversarial import VictimLogits, attack_stats, create_attack, to_uint8
-from fakescope.adversarial.attacks import predict, seeded
+from fakescope.adversarial.attacks.base import seeded
+from fakescope.adversarial.attacks.stats import predict
 from fakescope.data import load_dataset
 from fakescope.io import write_json
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint

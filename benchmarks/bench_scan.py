@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 from fakescope.data import expand_paths
-from fakescope.detector import Detector
+from fakescope.inference.onnx_engine import OnnxDetector
+from fakescope.inference.scorer import Detector
 from fakescope.io import write_json
 from fakescope.models import ModelSpec, Net, save_checkpoint
-from fakescope.models.onnx_engine import OnnxDetector
-from fakescope.scanning import scan
+from fakescope.scanning.scan import scan
 
 
 def whole_process(data: str, model: str, extra: list[str]) -> tuple[float, float]:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakescope.config import TrainConfig
 from fakescope.data import ImageSet, load_dataset
 from fakescope.io import read_jsonl, write_json
 from fakescope.models import ModelSpec, Net
-from fakescope.training import fit
+from fakescope.training.config import TrainConfig
+from fakescope.training.loop import fit
 
 
 def bare_epoch(images: np.ndarray, labels: np.ndarray, arch: str, batch: int, seed: int) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fakescope.config import TrainConfig
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net
-from fakescope.training import make_optimizer, train_step
+from fakescope.training.config import TrainConfig
+from fakescope.training.loop import make_optimizer, train_step
 
 
 def structured(n: int, size: int = 32, seed: int = 0, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:

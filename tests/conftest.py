@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakescope.commands import samples_dir
+from fakescope.scanning.demo import samples_dir
 
 torch.set_num_threads(1)
 

@@ -29,16 +29,17 @@ from fakescope.adversarial import (
     paired_imageset,
 )
 from fakescope.adversarial.adaptive import adaptive_evaluation, adaptive_pgd
-from fakescope.adversarial.attacks import predict, write_attack
+from fakescope.adversarial.attacks.stats import predict
+from fakescope.adversarial.manifest import write_attack
 from fakescope.adversarial.protocol import gaussian_like, l2_per_image, noisy_negatives, tpr_at_fpr
-from fakescope.cli import main
-from fakescope.config import TrainConfig
+from fakescope.cli.main import main
 from fakescope.data import DataError, ImageSet, load_dataset
 from fakescope.data.cifar import UnsafePickleError, safe_load_batch
 from fakescope.io import sha256_file
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
-from fakescope.reproduce_adversarial import format_reproduce_adversarial, reproduce_adversarial
-from fakescope.training import fit
+from fakescope.studies.reproduce_adversarial import format_reproduce_adversarial, reproduce_adversarial
+from fakescope.training.config import TrainConfig
+from fakescope.training.loop import fit
 
 FAST_RESIDUAL = {"epochs": 3, "width": 4, "batch_size": 16}
 TINY_ATTACKS = [("fgsm", 2 / 255), ("fgsm", 8 / 255), ("pgd", 8 / 255), ("deepfool-fast", None)]
@@ -300,19 +301,19 @@ def test_command_lines(victim_ckpt: Path, tmp_path: Path, capsys: pytest.Capture
 
 
 def test_residual_negatives_degrade_clean_images_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """negatives=True routes residual-cnn's batches through training._robust with labels: label-1 (attacked) rows
+    """negatives=True routes residual-cnn's batches through training.degrade with labels: label-1 (attacked) rows
     come out untouched, some label-0 rows degraded; negatives=False never degrades."""
-    import fakescope.training as training
+    import fakescope.training.loop as training
 
     calls: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
-    real = training._robust
+    real = training.degrade
 
     def spy(x: torch.Tensor, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
         out = real(x, gen, y)
         calls.append((x.clone(), None if y is None else y.clone(), out.clone()))
         return out
 
-    monkeypatch.setattr(training, "_robust", spy)
+    monkeypatch.setattr(training, "degrade", spy)
     x, _ = structured(40, seed=5)
     adv = np.clip(x.astype(np.int16) + np.where(np.indices(x.shape).sum(0) % 2, 6, -6), 0, 255).astype(np.uint8)
     det = ResidualCNN(epochs=2, width=4, batch_size=16, negatives=True).fit(x, adv)

@@ -16,7 +16,6 @@ from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial import (
     create_attack,
     create_detector,
-    fast_attacks,
     list_attacks,
     list_detectors,
     make_manifest,
@@ -29,8 +28,11 @@ from fakescope.adversarial import (
     verify_manifest,
     write_attack,
 )
-from fakescope.adversarial.attacks import VictimLogits, predict
-from fakescope.adversarial.fast_attacks import attack_model, bf16_native, torch_cw_l2
+from fakescope.adversarial.attacks import cw as fast_attacks
+from fakescope.adversarial.attacks.base import VictimLogits
+from fakescope.adversarial.attacks.cw import torch_cw_l2
+from fakescope.adversarial.attacks.fast import attack_model, bf16_native
+from fakescope.adversarial.attacks.stats import predict
 from fakescope.data import train_val_split
 from fakescope.io import atomic_open, sha256_file
 from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint

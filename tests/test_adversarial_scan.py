@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakescope.cli import main
-from fakescope.detector import Detector
+from fakescope.cli.main import main
+from fakescope.inference.scorer import Detector
 from fakescope.models import checkpoint
 from test_attacksets import attack_folder, smooth
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakescope.commands import samples_dir
 from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint
+from fakescope.scanning.demo import samples_dir
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

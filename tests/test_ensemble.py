@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakescope.cli import main
+from fakescope.cli.main import main
 from fakescope.data import load_dataset, train_val_split
-from fakescope.ensembling import assemble_ensemble
-from fakescope.infer import calibrated, predict_logits
+from fakescope.inference.predict import calibrated, predict_logits
 from fakescope.models import ModelSpec, Net, load_checkpoint
-from fakescope.training import fit
+from fakescope.training.ensemble import assemble_ensemble
+from fakescope.training.loop import fit
 from train_helpers import tiny_cfg
 
 

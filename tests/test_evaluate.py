@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from fakescope.data import ImageSet
-from fakescope.evaluation import PLOTS, evaluate, evaluate_arrays, format_metrics
+from fakescope.evaluation.evaluate import PLOTS, evaluate, evaluate_arrays, format_metrics
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
 
 NAMES = ["0001.jpg", "0002 (3).jpg", "0003 (3).jpg", "0004 (10).jpg", "0005 (2).jpg", "odd-name.jpg"]

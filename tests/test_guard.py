@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from adv_fixtures import structured, tiny_victim
-from fakescope.adversarial.fast_attacks import torch_deepfool
-from fakescope.adversarial.guard import assemble, components, fit_guarded, guard
-from fakescope.adversarial.pipeline import attack_dataset, used_sources
-from fakescope.cli import main
-from fakescope.data.sources import ImageSet
+from fakescope.adversarial.attacks.deepfool import torch_deepfool
+from fakescope.adversarial.detectors.guarded import assemble, components, fit_guarded, guard
+from fakescope.adversarial.run import attack_dataset, used_sources
+from fakescope.cli.main import main
+from fakescope.data.imageset import ImageSet
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint, save_checkpoint
 
 
@@ -129,7 +129,7 @@ def test_attack_exclude_gives_disjoint_sources_and_guard_end_to_end(tmp_path: Pa
 
 
 def test_attack_params_reach_the_attack_and_its_manifest(tmp_path: Path, pair: tuple[Net, Net]) -> None:
-    from fakescope.adversarial.pipeline import parse_params
+    from fakescope.adversarial.run import parse_params
 
     assert parse_params(["nb_candidates=10", "precision=fp32", "overshoot=0.05"]) == {
         "nb_candidates": 10, "precision": "fp32", "overshoot": 0.05}

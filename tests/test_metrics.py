@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from fakescope.metrics import (
+from fakescope.evaluation.metrics import (
     binary_metrics,
     bootstrap_ci,
     expected_calibration_error,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from fakescope.commands import samples_dir
-from fakescope.detector import Detector
-from fakescope.infer import predict_logits
+from fakescope.inference import onnx_engine as oe
+from fakescope.inference.predict import predict_logits
+from fakescope.inference.scorer import Detector
 from fakescope.models import MODELS, CheckpointError, ModelSpec, Net, save_checkpoint
-from fakescope.models import onnx_engine as oe
-from fakescope.scanning import scan
+from fakescope.scanning.demo import samples_dir
+from fakescope.scanning.scan import scan
 
 pytestmark = pytest.mark.skipif(not oe.available(), reason="onnx/onnxruntime not installed")
 

@@ -14,13 +14,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fakescope.adversarial.attacks import Attack, make_manifest, run_attack, write_attack
-from fakescope.config import TrainConfig
-from fakescope.evaluation import evaluate
+from fakescope.adversarial.attacks.base import Attack, run_attack
+from fakescope.adversarial.manifest import make_manifest, write_attack
+from fakescope.evaluation.evaluate import evaluate
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
 from fakescope.report import build_report, discover
 from fakescope.report.attacks import amplified
-from fakescope.training import fit
+from fakescope.training.config import TrainConfig
+from fakescope.training.loop import fit
 
 SRC = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
 
@@ -145,7 +146,7 @@ def test_report_attack_dataset_output(tmp_path: Path) -> None:
     pytest.importorskip("art")
     from PIL import Image
 
-    from fakescope.adversarial.pipeline import attack_dataset
+    from fakescope.adversarial.run import attack_dataset
 
     rng = np.random.default_rng(1)
     for c in range(10):

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from fakescope.commands import samples_dir
-from fakescope.detector import Detector
+from fakescope.inference.scorer import Detector
 from fakescope.models import ModelSpec, Net, save_checkpoint
-from fakescope.scanning import FIELDS, done_keys, scan, to_csv
+from fakescope.scanning.demo import samples_dir
+from fakescope.scanning.output import FIELDS, done_keys, to_csv
+from fakescope.scanning.scan import scan
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,11 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import fakescope  # noqa: E402
-from fakescope.cli import main  # noqa: E402
-from fakescope.commands import samples_dir  # noqa: E402
-from fakescope.detector import Detector  # noqa: E402
-from fakescope.scanning import FIELDS, scan  # noqa: E402
+from fakescope.cli.main import main  # noqa: E402
+from fakescope.inference.scorer import Detector  # noqa: E402
+from fakescope.scanning.demo import samples_dir  # noqa: E402
+from fakescope.scanning.output import FIELDS  # noqa: E402
+from fakescope.scanning.scan import scan  # noqa: E402
 from fakescope.serve import INSTALL_HINT, create_app  # noqa: E402
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from fakescope.cli import main
-from fakescope.evaluation import evaluate
+from fakescope.cli.main import main
+from fakescope.evaluation.evaluate import evaluate
 from fakescope.io import read_jsonl
 from fakescope.models import load_checkpoint
 from fakescope.studies import AUGMENT_OPS, attack, augment_batch, evasion_study, learning_curve, robustness_study
-from fakescope.training import fit
+from fakescope.training.loop import fit
 from train_helpers import fit_killed_after, tiny_cfg
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,11 +59,11 @@ def test_augment_batch_changes_some_images_and_is_deterministic() -> None:
 
 
 def test_negatives_augment_degrades_only_label_0() -> None:
-    from fakescope.training import _robust
+    from fakescope.data.transforms import degrade
 
     x = _batch(64)
     y = torch.arange(64) % 2
-    out = _robust(x, torch.Generator().manual_seed(0), y)
+    out = degrade(x, torch.Generator().manual_seed(0), y)
     changed = (out != x).flatten(1).any(1)
     assert not changed[y == 1].any(), "an attacked (label 1) image was degraded"
     assert changed[y == 0].any() and not changed[y == 0].all()
@@ -133,7 +133,7 @@ def test_learning_curve_end_to_end_and_resumable(cifake_tiny: Path, tmp_path: Pa
     assert json.loads((out / "learning_curve.json").read_text())["summary"] == doc["summary"]
     assert _is_png(out / "learning_curve.png")
 
-    import fakescope.training as tr
+    import fakescope.training.loop as tr
 
     def no_training(*a: object, **k: object) -> None:
         raise AssertionError("finished runs must be read back, not retrained")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import fakescope.training as tr
-from fakescope.calibration import calibrated_probs, choose_threshold, fit_temperature
-from fakescope.config import TrainConfig, resolve_config
+import fakescope.training.loop as tr
 from fakescope.data import load_dataset
+from fakescope.inference.calibration import calibrated_probs, choose_threshold, fit_temperature
 from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint
-from fakescope.training import fit, lr_at, make_optimizer, train_step
+from fakescope.training.config import TrainConfig, resolve_config
+from fakescope.training.loop import fit, lr_at, make_optimizer, train_step
 from train_helpers import fit_killed_after, tiny_cfg
 
 
@@ -134,7 +134,7 @@ def test_translate_shifts_each_image_within_its_reflect_padding() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 8, 8)
     x = x.repeat(16, 1, 1, 1)
-    out = tr._translate(x, gen, 2)
+    out = tr.random_translate(x, gen, 2)
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
     shifts = set()
@@ -144,7 +144,7 @@ def test_translate_shifts_each_image_within_its_reflect_padding() -> None:
         assert hits, f"image {i} is not a shifted copy of itself"
         shifts.update(hits)
     assert len(shifts) > 5  # shifts really vary across the batch
-    again = tr._translate(x, torch.Generator().manual_seed(0), 2)
+    again = tr.random_translate(x, torch.Generator().manual_seed(0), 2)
     assert torch.equal(out, again)  # drawn from the generator: resumable, reproducible
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import fakescope.training as tr
-from fakescope.config import TrainConfig
+import fakescope.training.loop as tr
+from fakescope.training.config import TrainConfig
 
 
 def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
@@ -20,7 +20,7 @@ def tiny_cfg(out: Path, data: Path, **kw: object) -> TrainConfig:
 def fit_killed_after(cfg: TrainConfig, epochs_done: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run ``fit`` and simulate a kill just after the state of epoch ``epochs_done`` was saved."""
     calls = {"n": 0}
-    real = tr._save_state
+    real = tr.save_state
 
     def crash(run: Path, *a: object) -> None:
         real(run, *a)
@@ -28,7 +28,7 @@ def fit_killed_after(cfg: TrainConfig, epochs_done: int, monkeypatch: pytest.Mon
         if calls["n"] == epochs_done:
             raise KeyboardInterrupt(f"simulated kill after epoch {epochs_done}")
 
-    monkeypatch.setattr(tr, "_save_state", crash)
+    monkeypatch.setattr(tr, "save_state", crash)
     with pytest.raises(KeyboardInterrupt):
         tr.fit(cfg, quiet=True)
-    monkeypatch.setattr(tr, "_save_state", real)
+    monkeypatch.setattr(tr, "save_state", real)

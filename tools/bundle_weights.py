@@ -27,7 +27,7 @@ import torch
 
 from fakescope.data import load_dataset
 from fakescope.data.attacksets import shared_originals
-from fakescope.evaluation import checkpoint_test_metrics, evaluate
+from fakescope.evaluation.evaluate import checkpoint_test_metrics, evaluate
 from fakescope.io import sha256_file, write_json
 from fakescope.models.checkpoint import bundled_dir
 

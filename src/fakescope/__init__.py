@@ -14,16 +14,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 if TYPE_CHECKING:
-    from .config import TrainConfig, resolve_config
-    from .detector import Detector, load_detector
-    from .scanning import Verdict, scan
-    from .training import fit
+    from .inference.scorer import Detector, load_detector
+    from .scanning.output import Verdict
+    from .scanning.scan import scan
+    from .training.config import TrainConfig, resolve_config
+    from .training.loop import fit
 
-_LAZY = {"TrainConfig": "config", "resolve_config": "config", "Detector": "detector", "load_detector": "detector",
-         "Verdict": "scanning", "scan": "scanning", "fit": "training"}
+_LAZY = {"TrainConfig": "training.config", "resolve_config": "training.config", "Detector": "inference.scorer",
+         "load_detector": "inference.scorer", "Verdict": "scanning.scan", "scan": "scanning.scan",
+         "fit": "training.loop"}
 
 
 def __getattr__(name: str) -> Any:
@@ -37,22 +39,22 @@ def __getattr__(name: str) -> Any:
 
 def train(config: TrainConfig | None = None, **kwargs: object) -> dict:
     """Train from a ``TrainConfig`` or keyword arguments (the same names as ``fakescope train`` flags)."""
-    from .config import resolve_config
-    from .training import fit
+    from .training.config import resolve_config
+    from .training.loop import fit
 
     return fit(config or resolve_config(**kwargs))
 
 
 def evaluate(model: str, data: str, **kwargs: object) -> dict:
     """Metrics of ``model`` on a labelled dataset (see ``fakescope.evaluate.evaluate``)."""
-    from .evaluation import evaluate as _evaluate
+    from .evaluation.evaluate import evaluate as _evaluate
 
     return _evaluate(model, data, **kwargs)
 
 
 def reproduce_cifake(data: str, **kwargs: object) -> dict:
     """The seed notebook's CIFAKE experiment, then ours (see ``fakescope.reproduce``)."""
-    from .reproduce import reproduce_cifake as _reproduce
+    from .studies.reproduce_cifake import reproduce_cifake as _reproduce
 
     return _reproduce(data, **kwargs)
 

@@ -9,37 +9,25 @@ Importing this package registers the attacks, the detectors and the ``srm-cnn`` 
 """
 
 from .adaptive import adaptive_evaluation, adaptive_pgd
-from .attacks import (
-    ATTACKS,
-    Attack,
-    VictimLogits,
-    art_classifier,
-    attack_stats,
-    create_attack,
-    list_attacks,
-    make_manifest,
-    perturbation_stats,
-    read_attack,
-    run_attack,
-    ssim,
-    to_uint8,
-    verify_manifest,
-    write_attack,
-)
+from .attacks.art import art_classifier
+from .attacks.base import ATTACKS, Attack, VictimLogits, create_attack, list_attacks, run_attack, to_uint8
+from .attacks.cw import torch_cw_l2
+from .attacks.deepfool import torch_deepfool
+from .attacks.stats import attack_stats, perturbation_stats, ssim
 from .benchmark import adversarial_benchmark
-from .detectors import (
+from .detectors.base import (
     DETECTORS,
     AdversarialDetector,
-    CheckpointDetector,
-    FeatureSqueezing,
-    Mahalanobis,
-    ResidualCNN,
     create_detector,
     list_detectors,
     paired_imageset,
     threshold_at_fpr,
 )
-from .fast_attacks import torch_cw_l2, torch_deepfool
+from .detectors.checkpoint import CheckpointDetector
+from .detectors.mahalanobis import Mahalanobis
+from .detectors.residual import ResidualCNN
+from .detectors.squeeze import FeatureSqueezing
+from .manifest import make_manifest, read_attack, verify_manifest, write_attack
 from .protocol import (
     DEFAULT_ATTACKS,
     attack_sets_from_dirs,

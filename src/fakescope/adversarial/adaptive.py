@@ -22,8 +22,12 @@ import numpy as np
 import torch
 
 from ..models.net import Net
-from .attacks import VictimLogits, predict, seeded
-from .detectors import AdversarialDetector, CheckpointDetector, Mahalanobis, ResidualCNN
+from .attacks.base import VictimLogits, seeded
+from .attacks.stats import predict
+from .detectors.base import AdversarialDetector
+from .detectors.checkpoint import CheckpointDetector
+from .detectors.mahalanobis import Mahalanobis
+from .detectors.residual import ResidualCNN
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 

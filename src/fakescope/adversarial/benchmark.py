@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..data import ImageSet, load_dataset
 from ..io import save_figure, write_json
 from ..models import load_checkpoint
 from ..models.net import Net
 from .adaptive import adaptive_evaluation
-from .attacks import checkpoint_hashes
-from .detectors import AdversarialDetector, CheckpointDetector, create_detector
+from .detectors.base import AdversarialDetector, create_detector
+from .detectors.checkpoint import CheckpointDetector
+from .manifest import checkpoint_hashes
 from .protocol import (
     DEFAULT_ATTACKS,
     attack_sets_from_dirs,

@@ -17,8 +17,10 @@ import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
 
 from ..models.net import Net
-from .attacks import create_attack, run_attack
-from .detectors import AdversarialDetector, CheckpointDetector, ResidualCNN, create_detector, threshold_at_fpr
+from .attacks.base import create_attack, run_attack
+from .detectors.base import AdversarialDetector, create_detector, threshold_at_fpr
+from .detectors.checkpoint import CheckpointDetector
+from .detectors.residual import ResidualCNN
 
 LINF_FAMILIES = ("fgsm", "bim", "pgd")
 EPS_GRID = (2 / 255, 4 / 255, 8 / 255)
@@ -70,7 +72,7 @@ def attack_sets_from_dirs(root: str | os.PathLike[str], size: int | None = None,
     ``only``: keep these tags. Manifest hashes are verified (``read_attack_dir``).
     """
     from ..data.attacksets import _Groups, _source_keys, find_attack_dirs, image_digests, read_attack_dir
-    from ..data.sources import DataError
+    from ..data.imageset import DataError
 
     dirs = find_attack_dirs(root, split)
     if not dirs:
@@ -194,7 +196,7 @@ def checkpoint_detectors(loaded: Sequence[CheckpointDetector], clean_val: np.nda
     ``threshold_source`` "checkpoint") and at ``fpr`` on the clean validation images
     (``checkpoint:<run>:val-threshold``, "val-fpr"); with the validation FPR at each threshold and the hashes that
     show its weights stay as trained. ``<run>`` is the run folder for ``.../<run>/model.json``, else the stem."""
-    from .attacks import checkpoint_hashes
+    from .manifest import checkpoint_hashes
 
     dets: dict[str, CheckpointDetector] = {}
     info: dict[str, dict[str, Any]] = {}
@@ -238,7 +240,7 @@ def noisy_negatives(clean: np.ndarray, l2_by_attack: dict[str, np.ndarray] | Non
                     seed: int = 0) -> dict[str, np.ndarray]:
     """Clean-but-processed images a detector must NOT flag: JPEG re-encodes, down-up resizes, and Gaussian noise
     with the same per-image L2 as each attack's perturbation (``l2_by_attack[tag]``, one value per image)."""
-    from ..studies.perturb import jpeg, rescale
+    from ..data.transforms import jpeg, rescale
 
     out = {f"jpeg-q{q}": jpeg(clean, q) for q in qualities}
     out.update({f"resize-x{f:g}": rescale(clean, f) for f in factors})

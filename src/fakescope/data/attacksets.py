@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..io import sha256_file
-from .sources import DataError, ImageSet, images_from_array
+from .arrays import images_from_array
+from .imageset import DataError, ImageSet
 
 PAIR_FILES = ("originals.npz", "attacked.npz")
 

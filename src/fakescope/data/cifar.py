@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .sources import DataError, ImageSet
+from .imageset import DataError, ImageSet
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"

@@ -5,65 +5,19 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .arrays import images_from_array
 from .decode import cached_decode
 from .files import cifar_class_from_name, is_image_name
+from .imageset import DataError, ImageSet, check_balance
 
 _SYNTHETIC_NAMES = {"real": 0, "fake": 1, "clean": 0, "attacked": 1, "adversarial": 1, "adv": 1}
+
+
 _TASK_CLASSES = {"synthetic": ["REAL", "FAKE"], "adversarial": ["clean", "attacked"]}
-
-
-class DataError(ValueError):
-    """A dataset is unusable; the message says what to fix."""
-
-
-@dataclass
-class ImageSet:
-    """uint8 NHWC RGB images with integer labels, optional CIFAR-10 class (-1 = unknown) and source paths."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    cifar_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    paths: list[str] = field(default_factory=list)
-    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    fingerprint: str = ""
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        n = len(self.images)
-        if self.cifar_class.size == 0:
-            self.cifar_class = np.full(n, -1, np.int64)
-        if self.groups.size == 0:
-            self.groups = np.arange(n, dtype=np.int64)  # each image its own source group
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def subset(self, idx: np.ndarray) -> ImageSet:
-        return ImageSet(
-            self.images[idx], self.labels[idx], self.classes, self.cifar_class[idx],
-            [self.paths[i] for i in idx] if self.paths else [], self.groups[idx], self.fingerprint,
-        )
-
-    def counts(self) -> dict[str, int]:
-        return {c: int((self.labels == i).sum()) for i, c in enumerate(self.classes)}
-
-
-def check_balance(ds: ImageSet, max_ratio: float = 1.5) -> None:
-    """Error on empty classes; warn on imbalance beyond ``max_ratio``."""
-    counts = ds.counts()
-    empty = [c for c, n in counts.items() if n == 0]
-    if empty:
-        raise DataError(f"class(es) {empty} have no images (counts: {counts})")
-    hi, lo = max(counts.values()), min(counts.values())
-    if hi / lo > max_ratio:
-        warnings.warn(f"class imbalance {hi / lo:.2f}:1 ({counts}); accuracy will be misleading, "
-                      "read balanced metrics (ROC-AUC, F1)", stacklevel=2)
 
 
 def class_dirs(root: Path, task: str) -> list[tuple[str, Path]]:
@@ -118,47 +72,6 @@ def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int
                   skipped=skipped)
     check_balance(ds)
     return ds
-
-
-def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
-    """Validate an image array (NHWC or NCHW, uint8 or float) and return uint8 NHWC RGB.
-
-    Float arrays must be in [0, 1] (scaled by 255) or [0, 255]. Arrays whose maximum is at most 1/255 are
-    refused: they are almost certainly [0, 1] images divided by 255 a second time.
-    """
-    a = np.asarray(arr)
-    if a.ndim == 3:
-        a = a[..., None]
-    if a.ndim != 4:
-        raise DataError(f"{name}: images must be 4-D (N,H,W,C) or (N,C,H,W), got shape {a.shape}")
-    if a.shape[-1] not in (1, 3, 4) and a.shape[1] in (1, 3, 4):
-        a = a.transpose(0, 2, 3, 1)
-    if a.shape[-1] not in (1, 3, 4):
-        raise DataError(f"{name}: cannot find the channel axis in shape {a.shape}")
-    if a.dtype == np.uint8:
-        out = a
-    elif np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
-        f = a.astype(np.float64)
-        if not np.isfinite(f).all():
-            raise DataError(f"{name}: images contain NaN or infinite values")
-        lo, hi = float(f.min(initial=0)), float(f.max(initial=0))
-        if lo < 0:
-            raise DataError(f"{name}: negative pixel values (min {lo:.3g}); pass raw images, not normalised ones")
-        if 0 < hi <= 1.0 / 255.0 + 1e-9:
-            raise DataError(f"{name}: pixel values are at most {hi:.3g}: these look like [0,1] images divided by "
-                            "255 again; pass uint8 or [0,1] floats")
-        if hi <= 1.0:
-            f = f * 255.0
-        elif hi > 255.0:
-            raise DataError(f"{name}: pixel values up to {hi:.3g}; expected [0,1] floats or [0,255]")
-        out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
-    else:
-        raise DataError(f"{name}: unsupported dtype {a.dtype}")
-    if out.shape[-1] == 1:
-        out = np.repeat(out, 3, axis=-1)
-    elif out.shape[-1] == 4:
-        out = out[..., :3]
-    return np.ascontiguousarray(out)
 
 
 def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: list[str] | None = None,

@@ -90,7 +90,7 @@ def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[st
     probability), ``confidence`` (probability of the predicted label), ``png``, ``warning``, ``error``.
     """
     from ..data import ImageError, decode_image
-    from ..detector import Detector
+    from ..inference.scorer import Detector
 
     methods = list(DEFAULT_METHODS if methods is None else methods)
     if not methods:

@@ -10,14 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .checkpoint import (
-        CheckpointError,
-        list_bundled,
-        load_checkpoint,
-        read_metadata,
-        resolve,
-        save_checkpoint,
-    )
+    from .checkpoint import CheckpointError, list_bundled, load_checkpoint, read_metadata, resolve, save_checkpoint
     from .net import Net
     from .registry import MODELS, create_model, list_models, register_model
     from .spec import CIFAR10_CLASSES, TASKS, ModelSpec

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 
-from .. import __version__
+from .._version import __version__
 from ..io import sha256_file, write_bytes, write_json
 from .spec import ModelSpec
 

@@ -81,7 +81,7 @@ def amplified(original: np.ndarray, attacked: np.ndarray) -> tuple[np.ndarray, f
 
 def _victim(m: dict[str, Any], folder: Path) -> Any:
     """The victim ``Net`` named by the manifest when it still exists with the same weights, else ``None``."""
-    from ..adversarial.attacks import checkpoint_hashes
+    from ..adversarial.manifest import checkpoint_hashes
     from ..models import CheckpointError, load_checkpoint
 
     name = m.get("victim_checkpoint")
@@ -104,7 +104,8 @@ def _big(a: np.ndarray) -> np.ndarray:
 def examples_html(folder: Path, k: int) -> str:
     """Up to ``k`` cards: original, attacked, amplified perturbation (successful attacks first when the victim
     checkpoint can be loaded to tell)."""
-    from ..adversarial.attacks import predict, read_attack
+    from ..adversarial.attacks.stats import predict
+    from ..adversarial.manifest import read_attack
 
     try:
         orig, adv, labels, m = read_attack(folder)

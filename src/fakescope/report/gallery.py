@@ -93,7 +93,7 @@ def _cards(det: Any, rows: list[dict[str, Any]], run_dir: Path) -> tuple[str, in
 
 def gallery_html(run_dir: Path, metrics: dict[str, Any], k: int = 8) -> str:
     """Both galleries as HTML, or a note saying why they could not be drawn."""
-    from ..detector import Detector
+    from ..inference.scorer import Detector
     from ..models import CheckpointError
 
     pred_file = run_dir / "predictions.csv"

@@ -43,7 +43,7 @@ def _figs(parts: list[str]) -> str:
 
 def training_section(run: Path) -> tuple[str, str]:
     """Summary, curves re-plotted from ``history.jsonl`` (else ``curves.png``), epoch table, config, checkpoint."""
-    from ..plots import plot_history
+    from ..evaluation.plots import plot_history
 
     cfg = _json(run / "config.json")
     metrics = _json(run / "metrics.json")

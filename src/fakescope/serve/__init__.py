@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ..detector import Detector
+    from ..inference.scorer import Detector
 
 INSTALL_HINT = 'the web app needs FastAPI, python-multipart and uvicorn: pip install "fakescope[serve]"'
 

@@ -24,11 +24,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from .. import __version__
+from .._version import __version__
 from ..data import ImageError, decode_image
-from ..detector import Detector
+from ..inference.scorer import Detector
 from ..models import list_bundled
-from ..scanning import Verdict, scan_iter
+from ..scanning.output import Verdict
+from ..scanning.scan import scan_iter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -6,19 +6,7 @@ import math
 import os
 from typing import Any
 
-import numpy as np
-
-from ..data import ImageSet
 from ..io import save_figure
-
-
-def subsample_per_class(ds: ImageSet, per_class: int | None, seed: int = 0) -> ImageSet:
-    """At most ``per_class`` images of each class, drawn with ``seed`` (``None`` or 0: the whole set)."""
-    if not per_class:
-        return ds
-    rng = np.random.default_rng(seed + 7)
-    idx = [rng.permutation(np.flatnonzero(ds.labels == c))[:per_class] for c in range(len(ds.classes))]
-    return ds.subset(np.sort(np.concatenate(idx)))
 
 
 def has_test_split(data: str | os.PathLike[str]) -> bool:

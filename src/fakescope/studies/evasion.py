@@ -17,14 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
-from ..calibration import calibrated_probs, choose_threshold, fit_temperature
+from .._version import __version__
 from ..data import ImageSet, load_dataset, train_val_split
-from ..infer import predict_logits
+from ..data.imageset import subsample_per_class
+from ..inference.calibration import calibrated_probs, choose_threshold, fit_temperature
+from ..inference.predict import predict_logits
 from ..io import write_json
 from ..models import load_checkpoint, save_checkpoint
 from ..models.net import Net
-from .common import has_test_split, new_figure, save, subsample_per_class
+from .common import has_test_split, new_figure, save
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 

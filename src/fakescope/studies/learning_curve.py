@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import TrainConfig
 from ..data import ImageSet, load_dataset
-from ..evaluation import evaluate_arrays
+from ..evaluation.evaluate import evaluate_arrays
 from ..io import read_jsonl, write_json
 from ..models import load_checkpoint
+from ..training.config import TrainConfig
 from .common import finite_or_none, has_test_split, new_figure, save
 
 DEFAULT_SIZES = (500, 1000, 2000, 5000, 10000, 20000, 45000)
@@ -50,7 +50,7 @@ def _check_reusable(run: Path, cfg: TrainConfig) -> None:
 
 
 def _train_and_test(cfg: TrainConfig, train: ImageSet, test: ImageSet, n_boot: int, quiet: bool) -> dict[str, Any]:
-    from ..training import fit  # lazy: training may import studies.perturb
+    from ..training.loop import fit  # lazy: training may import studies.perturb
 
     run = Path(cfg.out)
     _check_reusable(run, cfg)

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from ..data import ImageSet, load_dataset
-from ..evaluation import evaluate_arrays, predict_probs
+from ..data.imageset import subsample_per_class
+from ..data.transforms import AUGMENT_OPS, LEVEL_NAMES, PERTURBATIONS, augment_batch, perturb
+from ..evaluation.evaluate import evaluate_arrays, predict_probs
 from ..io import write_json
 from ..models import load_checkpoint
 from ..models.net import Net
-from .common import finite_or_none, new_figure, save, subsample_per_class
-from .perturb import AUGMENT_OPS, LEVEL_NAMES, PERTURBATIONS, augment_batch, perturb
+from .common import finite_or_none, new_figure, save
 
 __all__ = ["AUGMENT_OPS", "PERTURBATIONS", "augment_batch", "perturb", "plot_robustness", "robustness_study"]
 

@@ -1,0 +1,89 @@
+"""The adversarial-detector contract: ``fit / score / detect`` behind one registry.
+
+``score`` is higher for images more likely attacked; ``detect`` compares it with a threshold set at a target
+false-positive rate (default 5%) on clean VALIDATION images. Images are uint8 NHWC throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from ...data.imageset import ImageSet
+from ...registry import Registry
+
+
+def threshold_at_fpr(clean_scores: np.ndarray, fpr: float = 0.05) -> float:
+    """The smallest observed clean score with at most ``fpr`` of ``clean_scores`` strictly above it."""
+    s = np.sort(np.asarray(clean_scores, np.float64))
+    if not len(s):
+        raise ValueError("no clean scores to set a threshold on")
+    k = int(np.floor(fpr * len(s) + 1e-9))
+    return float(s[max(0, len(s) - 1 - k)])
+
+
+def paired_imageset(clean: np.ndarray, attacked: np.ndarray, groups: np.ndarray | None = None) -> ImageSet:
+    """Label 0 clean, 1 attacked; ``attacked[i]`` is the copy of ``clean[i]`` and shares its group.
+
+    ``groups`` (one source id per clean image, default ``arange``) ties pairs, so a group-aware split
+    (``train_val_split``) never separates an original from its attacked copy.
+    """
+    if len(clean) != len(attacked):
+        raise ValueError(f"{len(clean)} clean vs {len(attacked)} attacked images: pairs must align one to one")
+    g = np.arange(len(clean), dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
+    if len(g) != len(clean):
+        raise ValueError(f"{len(g)} groups for {len(clean)} pairs")
+    n = len(clean)
+    return ImageSet(np.concatenate([clean, attacked]), np.r_[np.zeros(n, np.int64), np.ones(n, np.int64)],
+                    ["clean", "attacked"], groups=np.concatenate([g, g]))
+
+
+class AdversarialDetector:
+    """Base class: subclasses implement ``fit`` (which must set ``threshold``) and ``score``."""
+
+    name = ""
+
+    def __init__(self, fpr: float = 0.05) -> None:
+        self.fpr = fpr
+        self.threshold = float("nan")
+
+    def fit(self, clean: np.ndarray, attacked: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> AdversarialDetector:
+        raise NotImplementedError
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def detect(self, images: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Boolean per image: score above ``threshold`` (default: the one fitted at the target FPR)."""
+        t = self.threshold if threshold is None else threshold
+        if t != t:
+            raise RuntimeError(f"{self.name}: call fit() first (no threshold)")
+        return self.score(images) > t
+
+    def evaluate(self, clean: np.ndarray, attacked: np.ndarray) -> dict[str, float]:
+        """AUROC, and TPR / FPR at the fitted threshold, on held-out clean and attacked images."""
+        sc, sa = self.score(clean), self.score(attacked)
+        y = np.r_[np.zeros(len(sc)), np.ones(len(sa))]
+        return {"auroc": float(roc_auc_score(y, np.r_[sc, sa])), "tpr": float((sa > self.threshold).mean()),
+                "fpr": float((sc > self.threshold).mean()), "threshold": self.threshold}
+
+
+DETECTORS: Registry[AdversarialDetector] = Registry("detector")
+
+
+def create_detector(name: str, **kw: Any) -> AdversarialDetector:
+    """Create detector ``name``; victim-based ones need ``victim_net=``, all accept ``fpr=``."""
+    return DETECTORS.create(name, **kw)
+
+
+def list_detectors() -> list[str]:
+    return DETECTORS.names()
+
+
+def _batches(images: np.ndarray, batch_size: int = 512) -> Iterator[np.ndarray]:
+    for i in range(0, len(images), batch_size):
+        yield images[i:i + batch_size]

@@ -1,0 +1,86 @@
+"""Image arrays: the one validator (``images_from_array``) and the one ``.npz`` reader.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from .imageset import DataError
+
+
+def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
+    """Validate an image array (NHWC or NCHW, uint8 or float) and return uint8 NHWC RGB.
+
+    Float arrays must be in [0, 1] (scaled by 255) or [0, 255]. Arrays whose maximum is at most 1/255 are
+    refused: they are almost certainly [0, 1] images divided by 255 a second time.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4:
+        raise DataError(f"{name}: images must be 4-D (N,H,W,C) or (N,C,H,W), got shape {a.shape}")
+    if a.shape[-1] not in (1, 3, 4) and a.shape[1] in (1, 3, 4):
+        a = a.transpose(0, 2, 3, 1)
+    if a.shape[-1] not in (1, 3, 4):
+        raise DataError(f"{name}: cannot find the channel axis in shape {a.shape}")
+    if a.dtype == np.uint8:
+        out = a
+    elif np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
+        f = a.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise DataError(f"{name}: images contain NaN or infinite values")
+        lo, hi = float(f.min(initial=0)), float(f.max(initial=0))
+        if lo < 0:
+            raise DataError(f"{name}: negative pixel values (min {lo:.3g}); pass raw images, not normalised ones")
+        if 0 < hi <= 1.0 / 255.0 + 1e-9:
+            raise DataError(f"{name}: pixel values are at most {hi:.3g}: these look like [0,1] images divided by "
+                            "255 again; pass uint8 or [0,1] floats")
+        if hi <= 1.0:
+            f = f * 255.0
+        elif hi > 255.0:
+            raise DataError(f"{name}: pixel values up to {hi:.3g}; expected [0,1] floats or [0,255]")
+        out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    else:
+        raise DataError(f"{name}: unsupported dtype {a.dtype}")
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)
+    elif out.shape[-1] == 4:
+        out = out[..., :3]
+    return np.ascontiguousarray(out)
+
+
+_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+            "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+
+
+def is_array_file(path: str) -> bool:
+    return path.lower().endswith(".npz")
+
+
+def read_images(path: str, size: int, resample: str = "bicubic") -> tuple[np.ndarray, int, int]:
+    """(uint8 NHWC images at ``size``, their stored width and height); raises ValueError if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise ValueError(f"not a readable .npz ({e})") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would take anything else for .npy or a pickle
+        raise ValueError("not a .npz (zip) archive; fakescope reads `images` from .npz files and never unpickles")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z.files:
+                raise ValueError(f"no 'images' array in the .npz (found {', '.join(z.files) or 'nothing'})")
+            images = images_from_array(z["images"], "images")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"not a readable .npz ({e})") from None
+    h, w = images.shape[1:3]
+    if (h, w) == (size, size):
+        return images, w, h
+    f = _FILTERS.get(resample, Image.Resampling.BICUBIC)
+    out = np.stack([np.asarray(Image.fromarray(im).resize((size, size), f)) for im in images]) if len(images) \
+        else np.zeros((0, size, size, 3), np.uint8)
+    return out, w, h

@@ -1,0 +1,1 @@
+"""Evaluation: one function per metric (``metrics``), ``evaluate`` on a labelled dataset, and its plots."""
