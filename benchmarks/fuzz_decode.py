@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
+import importlib.util
 import io
 import os
 import platform
@@ -78,14 +79,13 @@ def encode(rng: np.random.Generator, mode: str, fmt: str) -> bytes | None:
 
 def corpus_seeds() -> list[bytes]:
     """Regular files of the hostile test corpus (tests/corpus.py), if it can be imported."""
-    tests = Path(__file__).resolve().parent.parent / "tests"
-    sys.path.insert(0, str(tests))
-    try:
-        from corpus import make_corpus  # optional: only when the tests folder is present
-    except ImportError:
+    path = Path(__file__).resolve().parent.parent / "tests" / "helpers" / "corpus.py"
+    spec = importlib.util.spec_from_file_location("fakescope_test_corpus", path)
+    if spec is None or spec.loader is None or not path.exists():  # optional: only with the tests folder
         return []
-    finally:
-        sys.path.remove(str(tests))
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    make_corpus = corpus.make_corpus
     out: list[bytes] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in make_corpus(Path(tmp)):

@@ -1,11 +1,24 @@
-"""A progress bar with live metrics: rich on a terminal, a few plain lines otherwise."""
+"""Progress: a bar with live metrics (rich on a terminal, a few plain lines otherwise) and the one line printer."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+
+def printer(quiet: bool = False, prefix: str = "") -> Callable[..., None]:
+    """The one progress printer: ``say(*parts)`` writes a line to stderr (``prefix`` first), or nothing if ``quiet``."""
+    if quiet:
+        return lambda *parts: None
+    head = (prefix,) if prefix else ()
+
+    def say(*parts: object) -> None:
+        print(*head, *parts, file=sys.stderr, flush=True)
+
+    return say
 
 
 class Progress:

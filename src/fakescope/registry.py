@@ -31,9 +31,10 @@ class Registry(Generic[T]):
         return deco
 
     def create(self, name: str, **kwargs: Any) -> T:
+        """Call the factory of ``name``; ``None`` keyword arguments are dropped, so the factory's defaults apply."""
         if name not in self._factories:
-            raise KeyError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
-        return self._factories[name](**kwargs)
+            raise ValueError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+        return self._factories[name](**{k: v for k, v in kwargs.items() if v is not None})
 
     def names(self, without_tag: str | None = None) -> list[str]:
         """Registered names, sorted; ``without_tag`` leaves out those carrying that tag."""

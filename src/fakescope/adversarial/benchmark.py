@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..data import ImageSet, load_dataset
 from ..io import save_figure, write_json
 from ..models import load_checkpoint
 from ..models.net import Net
+from ..progress import printer
 from .adaptive import adaptive_evaluation
 from .detectors.base import AdversarialDetector, create_detector
 from .detectors.checkpoint import CheckpointDetector
@@ -136,8 +136,7 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     detector the adaptive PGD targets, or ``None``.
     """
     t0 = time.perf_counter()
-    say = (lambda *a: None) if quiet else (lambda *a: print("[adversarial-benchmark]", *a, file=sys.stderr,
-                                                             flush=True))
+    say = printer(quiet, "[adversarial-benchmark]")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     net, victim_name = _victim(victim_ckpt)

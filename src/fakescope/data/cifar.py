@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from .imageset import DataError, ImageSet
+from .tasks import CIFAR10_CLASSES
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 MAX_BATCH_BYTES = 256 << 20  # a real batch is ~31 MB
 SIDE = 32
-_CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 class _NDArrayName:
@@ -117,7 +117,7 @@ def _batch_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _class_names(root: Path) -> list[str]:
     if not (root / META).is_file():
-        return list(_CIFAR10)
+        return list(CIFAR10_CLASSES)
     names = safe_load_batch(root / META).get("label_names")
     if not isinstance(names, list) or len(names) != 10 or not all(isinstance(n, (bytes, str)) for n in names):
         raise DataError(f"{root / META}: 'label_names' must be a list of 10 names")

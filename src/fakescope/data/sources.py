@@ -13,11 +13,11 @@ from .arrays import images_from_array
 from .decode import cached_decode
 from .files import cifar_class_from_name, is_image_name
 from .imageset import DataError, ImageSet, check_balance
+from .tasks import TASKS
 
 _SYNTHETIC_NAMES = {"real": 0, "fake": 1, "clean": 0, "attacked": 1, "adversarial": 1, "adv": 1}
 
 
-_TASK_CLASSES = {"synthetic": ["REAL", "FAKE"], "adversarial": ["clean", "attacked"]}
 
 
 def class_dirs(root: Path, task: str) -> list[tuple[str, Path]]:
@@ -101,7 +101,7 @@ def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: li
                         f"for {len(images)} images")
     if classes is None and task == "classify":
         classes = [str(k) for k in range(int(labels.max(initial=0)) + 1)]
-    classes = classes or list(_TASK_CLASSES.get(task or "", ["clean", "attacked"]))
+    classes = classes or list(TASKS.get(task or "") or TASKS["adversarial"])
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
         hint = (" (originals.npz/attacked.npz hold the victim's classes: pass their attack folder instead)"
                 if Path(path).name in ("originals.npz", "attacked.npz") else "")

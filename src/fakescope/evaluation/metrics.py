@@ -29,6 +29,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from ..data.tasks import CIFAR10_CLASSES
+
 FPR_TARGETS = (0.01, 0.05)
 _BOOT_CHUNK_ELEMENTS = 1 << 22  # resampled indices held in memory at once (~32 MB of int64)
 
@@ -157,7 +159,7 @@ def per_class_accuracy(correct: np.ndarray, groups: np.ndarray, class_names: Seq
     g = np.asarray(groups, np.int64).ravel()
     if len(c) != len(g):
         raise ValueError(f"per_class_accuracy: {len(g)} class indices for {len(c)} items")
-    names = list(class_names) if class_names is not None else _cifar10_names()
+    names = list(class_names) if class_names is not None else list(CIFAR10_CLASSES)
     if g.size and g.max(initial=-1) >= len(names):
         raise ValueError(f"class index {int(g.max())} out of range for {len(names)} class names")
     out: dict[str, dict[str, Any]] = {}
@@ -216,8 +218,3 @@ def _check_binary(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 def _key(t: float) -> str:
     return f"{t:g}"
 
-
-def _cifar10_names() -> list[str]:
-    from ..models.net import CIFAR10_CLASSES
-
-    return list(CIFAR10_CLASSES)

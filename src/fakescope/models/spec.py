@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TASKS = {
-    "synthetic": ["REAL", "FAKE"],
-    "adversarial": ["clean", "attacked"],
-}
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from ..data.tasks import CIFAR10_CLASSES, TASKS
+
+__all__ = ["CIFAR10_CLASSES", "TASKS", "ModelSpec"]
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from ..inference.predict import predict_logits
 from ..io import atomic_open, write_json
 from ..models import load_checkpoint
 from ..models.net import Net
+from ..progress import printer
 from ..training.config import TrainConfig
 
 SEED_REPORTED_ACCURACY = 0.498
@@ -152,11 +152,6 @@ def double_normalisation_effect(clean: np.ndarray, attacked: np.ndarray, net: Ne
             "fakescope_loader_refuses": refused}
 
 
-def _say(quiet: bool) -> Any:
-    return (lambda *a: None) if quiet else (lambda *a: print("[reproduce adversarial]", *a, file=sys.stderr,
-                                                             flush=True))
-
-
 def _load_victim(victim: str | os.PathLike[str] | Net) -> tuple[Net, str | None]:
     if isinstance(victim, Net):
         return victim.eval(), None
@@ -193,7 +188,7 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
     from ..adversarial.protocol import attack_tag, pair_leak
     from ..models import TASKS, ModelSpec
 
-    say = _say(quiet)
+    say = printer(quiet, "[reproduce adversarial]")
     root = Path(out)
     net, victim_path = _load_victim(victim)
     ds = load_dataset(data, "classify", net.spec.image_size, split)

@@ -6,7 +6,6 @@ batch 32, Adam 1e-3, binary cross-entropy, 5 epochs, no augmentation, verdict at
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from ..data import ImageSet, load_dataset
 from ..inference.predict import predict_logits
 from ..io import write_json
+from ..progress import printer
 from ..training.config import TrainConfig
 
 SEED_REPORTED = {"cifake": 0.855}
@@ -44,7 +44,7 @@ def reproduce_cifake(data: str, out: str = "runs/reproduce-cifake", seeds: int =
     from ..inference.scorer import Detector
     from ..training.loop import fit
 
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say = printer(quiet)
     root = Path(out)
     train = load_dataset(data, "synthetic", 32, "train")
     test = load_dataset(data, "synthetic", 32, "test")

@@ -7,7 +7,6 @@ temperature and threshold are fitted on that shared validation split, which none
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ..inference.calibration import calibrated_probs, choose_threshold, fit_temp
 from ..inference.predict import predict_logits
 from ..io import write_json
 from ..models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
+from ..progress import printer
 from .config import validation_seed
 
 _SHARED_SPEC = ("task", "classes", "image_size", "mean", "std", "resample")
@@ -53,7 +53,7 @@ def build_ensemble(models: list[str], data: str, out: str, tta: bool = True, qui
     """Assemble ``models``, calibrate on their shared validation split of ``data``, evaluate on its test split."""
     from ..evaluation.evaluate import checkpoint_test_metrics, evaluate_arrays, format_metrics
 
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say = printer(quiet)
     loaded = [load_checkpoint(resolve(m)) for m in models]
     keys = {_split_key(doc) for _, doc in loaded}
     if len(keys) != 1 or None in next(iter(keys)):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,13 @@ import torch.nn.functional as F
 from .._version import __version__
 from ..data import ImageSet, load_dataset, train_val_split
 from ..data.imageset import check_balance
+from ..data.tasks import task_classes
 from ..data.transforms import AUGMENTS, degrade, random_flip, random_translate
 from ..inference.calibration import calibrated_probs, choose_threshold, fit_temperature
 from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
-from ..models import TASKS, ModelSpec, Net, save_checkpoint
-from ..progress import Progress
+from ..models import ModelSpec, Net, save_checkpoint
+from ..progress import Progress, printer
 from .config import TrainConfig, validation_seed
 from .state import load_state, save_state
 
@@ -109,7 +109,7 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     if cfg.augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {cfg.augment!r}")
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say = printer(quiet)
 
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.task, cfg.image_size, "train",
                                                           workers=cfg.workers or None)
@@ -118,7 +118,7 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     check_balance(ds)
     train, val = train_val_split(ds, cfg.val_fraction, validation_seed(cfg.to_dict()))
     say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
-    classes = ds.classes if cfg.task == "classify" else TASKS.get(cfg.task, ds.classes)
+    classes = task_classes(cfg.task, ds.classes)
     spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=list(classes), image_size=cfg.image_size,
                      arch_kwargs=dict(cfg.arch_kwargs))
     net = Net(spec).to(device).to(memory_format=torch.channels_last)

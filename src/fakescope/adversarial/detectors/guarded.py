@@ -11,7 +11,6 @@ test set (``fakescope attack --exclude TEST_DIR``), supplies every number fitted
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ...inference.calibration import calibrated_probs, fit_temperature
 from ...inference.predict import predict_logits, to_tensor
 from ...io import sha256_file, write_json
 from ...models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
+from ...progress import printer
 from .base import threshold_at_fpr
 
 
@@ -109,7 +109,7 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
     """
     from ...evaluation.evaluate import checkpoint_test_metrics, evaluate_arrays, format_metrics
 
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say = printer(quiet)
     rpath, vpath = resolve(residual), resolve(victim)
     res, rdoc = load_checkpoint(rpath)
     vic, vdoc = load_checkpoint(vpath)

@@ -16,7 +16,7 @@ from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training.config import TrainConfig, resolve_config
 from fakescope.training.loop import fit, lr_at, make_optimizer, train_step
-from train_helpers import fit_killed_after, tiny_cfg
+from tests.helpers.training import fit_killed_after, tiny_cfg
 
 
 def test_a_few_steps_lower_the_loss(cifake_tiny: Path) -> None:

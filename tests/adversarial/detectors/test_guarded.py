@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial.attacks.deepfool import torch_deepfool
 from fakescope.adversarial.detectors.guarded import assemble, components, fit_guarded, guard
 from fakescope.adversarial.run import attack_dataset, used_sources
 from fakescope.cli.main import main
 from fakescope.data.imageset import ImageSet
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint, save_checkpoint
+from tests.helpers.adversarial import structured, tiny_victim
 
 
 def _residual(seed: int = 0) -> Net:

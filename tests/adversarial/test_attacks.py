@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial import (
     create_attack,
     create_detector,
@@ -37,6 +36,7 @@ from fakescope.data import train_val_split
 from fakescope.io import atomic_open, sha256_file
 from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint
 from fakescope.models.srm import SRMStem, srm_kernels
+from tests.helpers.adversarial import structured, tiny_victim
 
 EPS = 8 / 255
 # Small budgets for the slow ART attacks so the registry-wide tests stay fast; the defaults are exercised elsewhere.
@@ -148,7 +148,7 @@ def test_run_attack_rejects_bad_input(victim: Net, batch: tuple[np.ndarray, np.n
         run_attack(victim, x.astype(np.float32), y, "fgsm")
     with pytest.raises(ValueError, match="resize"):
         run_attack(victim, x[:, :16, :16], y, "fgsm")
-    with pytest.raises(KeyError, match="unknown attack"):
+    with pytest.raises(ValueError, match="unknown attack"):
         create_attack("nope", victim)
 
 

@@ -12,36 +12,7 @@ import pytest
 from fakescope.adversarial import write_attack
 from fakescope.data import DataError, load_dataset, train_val_split
 from fakescope.data.attacksets import find_attack_dirs, image_digests, shared_originals
-
-
-def smooth(n: int, seed: int, size: int = 32) -> np.ndarray:
-    """Smooth colour + grating images with ±1 grey level of noise (natural-image-like, low residual)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    th, ph = rng.uniform(0, np.pi, n), rng.uniform(0, 2 * np.pi, n)
-    g = np.sin(2 * np.pi * 2 * (np.cos(th)[:, None, None] * xx + np.sin(th)[:, None, None] * yy) + ph[:, None, None])
-    x = (rng.uniform(0.3, 0.7, (n, 3))[:, None, None, :] + 0.15 * g[..., None]) * 255
-    return np.clip(np.rint(x + rng.normal(0, 1, x.shape)), 0, 255).astype(np.uint8)
-
-
-def block_noise(x: np.ndarray, amplitude: int, seed: int) -> np.ndarray:
-    """Random ±amplitude signs on 2x2 blocks: a stand-in for an L∞ attack."""
-    rng = np.random.default_rng(seed)
-    s = rng.choice([-amplitude, amplitude], size=(len(x), x.shape[1] // 2, x.shape[2] // 2, 3))
-    return np.clip(x.astype(np.int64) + s.repeat(2, 1).repeat(2, 2), 0, 255).astype(np.uint8)
-
-
-def attack_folder(folder: Path, clean: np.ndarray, amplitude: int, seed: int, indices: np.ndarray | None = None,
-                  data: str = "cifar10", manifest: bool = True) -> np.ndarray:
-    """Write clean + block-noise copies as ``write_attack`` does; returns the attacked images."""
-    adv = block_noise(clean, amplitude, seed)
-    doc: dict = {"attack": "block-noise", "norm": "linf", "eps": amplitude / 255, "stats": {}}
-    if indices is not None:
-        doc["source"] = {"data": data, "split": "test", "indices": [int(i) for i in indices]}
-    write_attack(folder, clean, adv, np.arange(len(clean)) % 10, doc)
-    if not manifest:
-        (folder / "manifest.json").unlink()
-    return adv
+from tests.helpers.adversarial import attack_folder, block_noise, smooth
 
 
 def test_groups_tie_each_original_to_all_its_copies(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import ImageFile
 
-from corpus import BLUE, IS_ROOT, KINDS, RED, WHITE, Kind, make_corpus
 from fakescope.data import ImageError, decode_image, decode_many, expand_paths
+from tests.helpers.corpus import BLUE, IS_ROOT, KINDS, RED, WHITE, Kind, make_corpus
 
 try:
     import resource

@@ -10,7 +10,7 @@ import torch
 
 from fakescope.models import MODELS, ModelSpec, Net, create_model, list_models
 
-GOLDEN = Path(__file__).parent / "data" / "golden_logits.json"
+GOLDEN = Path(__file__).parents[1] / "golden" / "arch_logits.json"
 
 
 def golden_input() -> torch.Tensor:
@@ -77,7 +77,7 @@ def test_seed_cnn_matches_the_keras_layers() -> None:
 
 
 def test_registry_rejects_unknown_and_duplicates() -> None:
-    with pytest.raises(KeyError, match="unknown architecture"):
+    with pytest.raises(ValueError, match="unknown architecture"):
         create_model("nope")
     with pytest.raises(ValueError, match="already registered"):
         MODELS.register("fast")(lambda **kw: None)

@@ -14,10 +14,10 @@ from PIL import Image
 from fakescope.cli.main import main
 from fakescope.inference.scorer import Detector
 from fakescope.models import checkpoint
-from test_attacksets import attack_folder, smooth
+from tests.helpers.adversarial import attack_folder, smooth
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

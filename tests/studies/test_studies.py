@@ -17,7 +17,7 @@ from fakescope.io import read_jsonl
 from fakescope.models import load_checkpoint
 from fakescope.studies import AUGMENT_OPS, attack, augment_batch, evasion_study, learning_curve, robustness_study
 from fakescope.training.loop import fit
-from train_helpers import fit_killed_after, tiny_cfg
+from tests.helpers.training import fit_killed_after, tiny_cfg
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

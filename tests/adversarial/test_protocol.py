@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from adv_fixtures import structured, tiny_victim
 from fakescope.adversarial import (
     CheckpointDetector,
     ResidualCNN,
@@ -40,6 +39,7 @@ from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
 from fakescope.studies.reproduce_adversarial import format_reproduce_adversarial, reproduce_adversarial
 from fakescope.training.config import TrainConfig
 from fakescope.training.loop import fit
+from tests.helpers.adversarial import structured, tiny_victim
 
 FAST_RESIDUAL = {"epochs": 3, "width": 4, "batch_size": 16}
 TINY_ATTACKS = [("fgsm", 2 / 255), ("fgsm", 8 / 255), ("pgd", 8 / 255), ("deepfool-fast", None)]

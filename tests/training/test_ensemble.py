@@ -14,7 +14,7 @@ from fakescope.inference.predict import calibrated, predict_logits
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training.ensemble import assemble_ensemble
 from fakescope.training.loop import fit
-from train_helpers import tiny_cfg
+from tests.helpers.training import tiny_cfg
 
 
 def _net(seed: int, temperature: float, arch: str = "fast", **spec: object) -> Net:
