@@ -19,8 +19,11 @@ from .common import ImagesLike, TargetLike, as_input, explaining, normalise_maps
 
 
 def default_target_layer(net: nn.Module) -> nn.Module:
-    """The last ``nn.Conv2d`` of ``net.body`` (or of ``net`` itself) in registration order."""
-    root = getattr(net, "body", net)
+    """The layer a fakescope ``Net`` declares as its ``features`` (``Net.layer``); for any other module, its last
+    ``nn.Conv2d`` in registration order."""
+    if callable(getattr(net, "layer", None)):
+        return net.layer("features")
+    root = net
     convs = [m for m in root.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError(f"{type(net).__name__} has no Conv2d layer to explain; pass target_layer explicitly")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import declare_layers
 from .registry import register_model
 
 
@@ -21,7 +22,7 @@ def seed_cnn(image_size: int = 32, num_classes: int = 2, in_chans: int = 3) -> n
     side = ((image_size - 2) // 2 - 2) // 2
     if side < 1:
         raise ValueError(f"seed-cnn needs image_size >= 6, got {image_size}")
-    return nn.Sequential(
+    body = nn.Sequential(
         nn.Conv2d(in_chans, 64, 3),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
@@ -34,6 +35,7 @@ def seed_cnn(image_size: int = 32, num_classes: int = 2, in_chans: int = 3) -> n
         nn.ReLU(inplace=True),
         nn.Linear(64, _out_dim(num_classes)),
     )
+    return declare_layers(body, features="3", classifier="10")
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -63,7 +65,7 @@ class Head(nn.Module):
 @register_model("fast", doc="4 conv-BN-GELU stages, first at full resolution; ~15 MFLOPs at 32x32 (seed-cnn: ~16).")
 def fast(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 24) -> nn.Module:
     w = width
-    return nn.Sequential(
+    body = nn.Sequential(
         conv_bn(in_chans, w),
         nn.MaxPool2d(2),
         conv_bn(w, 2 * w),
@@ -73,12 +75,13 @@ def fast(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: i
         conv_bn(4 * w, 4 * w),
         Head(4 * w, _out_dim(num_classes)),
     )
+    return declare_layers(body, features="6.0", classifier="7.fc")
 
 
 @register_model("best", doc="Residual CNN, two convs at full resolution for high-frequency cues; ~285 MFLOPs at 32x32.")
 def best(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 32) -> nn.Module:
     w = width
-    return nn.Sequential(
+    body = nn.Sequential(
         conv_bn(in_chans, w),
         conv_bn(w, 2 * w),
         nn.MaxPool2d(2),
@@ -91,3 +94,4 @@ def best(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: i
         conv_bn(8 * w, 8 * w),
         Head(8 * w, _out_dim(num_classes)),
     )
+    return declare_layers(body, features="9.0", classifier="10.fc")

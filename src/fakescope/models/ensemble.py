@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .layers import declare_layers
 from .registry import create_model, register_model
 
 DEFAULT_MEMBERS: list[dict[str, Any]] = [{"arch": "fast", "width": 8}, {"arch": "fast", "width": 8}]
@@ -32,6 +33,9 @@ class Ensemble(nn.Module):
                                        in_chans=in_chans, **kw))
         self.members = nn.ModuleList(bodies)
         self.register_buffer("scales", torch.ones(len(members)))
+        features = getattr(bodies[-1], "layer_names", {}).get("features")
+        if features is not None:  # Grad-CAM explains the last member
+            declare_layers(self, features=f"members.{len(bodies) - 1}.{features}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.members[0](x) * self.scales[0]

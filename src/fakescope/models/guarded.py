@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .layers import declare_layers
 from .registry import create_model, register_model
 
 DEFAULT_RESIDUAL: dict[str, Any] = {"arch": "srm-cnn", "width": 16}
@@ -40,13 +41,15 @@ class Guarded(nn.Module):
         v_arch, v_classes = v.pop("arch"), int(v.pop("num_classes", 10))
         if v_classes < 3:
             raise ValueError(f"guarded: the victim must be a classifier with >= 3 classes, got {v_classes}")
-        # victim first, residual last: the last Conv2d (Grad-CAM's default layer) is the residual branch's
         self.victim = create_model(v_arch, image_size=image_size, num_classes=v_classes, in_chans=in_chans, **v)
         self.residual = create_model(r.pop("arch"), image_size=image_size, num_classes=2, in_chans=in_chans, **r)
         self.sharpness, self.margin_floor = float(sharpness), float(margin_floor)
         self.register_buffer("center", torch.zeros(2))
         self.register_buffer("scale", torch.ones(2))
         self.register_buffer("offset", torch.zeros(1))
+        features = getattr(self.residual, "layer_names", {}).get("features")
+        if features is not None:  # Grad-CAM explains the residual branch (the victim's margin has no map)
+            declare_layers(self, features=f"residual.{features}")
 
     def components(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2): the residual logit and -log(victim margin), before standardisation."""

@@ -16,6 +16,7 @@ from .spec import CIFAR10_CLASSES, TASKS, ModelSpec
 __all__ = ["CIFAR10_CLASSES", "TASKS", "ModelSpec", "Net"]
 
 
+
 class Net(nn.Module):
     """Normalisation + body. Accepts uint8 [0,255] or float [0,1] NCHW; returns raw logits."""
 
@@ -42,7 +43,14 @@ class Net(nn.Module):
         out = self(x)
         return out.squeeze(1) if out.shape[1] == 1 else out
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities: P(label 1) (N,) for binary tasks, softmax (N, C) otherwise."""
-        z = self.logits(x) / self.spec.temperature
-        return torch.sigmoid(z) if z.dim() == 1 else torch.softmax(z, dim=1)
+    def layer_name(self, role: str) -> str:
+        """The dotted name (inside this ``Net``) of the layer playing ``role`` (see ``LAYER_ROLES``)."""
+        names = getattr(self.body, "layer_names", {})
+        if role not in names:
+            raise ValueError(f"architecture {self.spec.arch!r} declares no {role!r} layer "
+                             f"(declared: {', '.join(names) or 'none'})")
+        return f"body.{names[role]}"
+
+    def layer(self, role: str) -> nn.Module:
+        """The layer playing ``role``: ``features`` (Grad-CAM) or ``classifier`` (its input = penultimate features)."""
+        return self.get_submodule(self.layer_name(role))

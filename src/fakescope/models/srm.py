@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .archs import Head, conv_bn
+from .layers import declare_layers
 from .registry import register_model
 
 # Steganalysis rich-model (SRM) kernels (Fridrich & Kodovsky 2012), as used by Zhou et al.'s RGB-N, on 5x5 grids.
@@ -55,7 +56,7 @@ def srm_cnn(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width
     """SRMStem, 2 convs at full resolution, 2 pooled stages, global max+avg pooling head (~5 MFLOPs at 32x32, w=16)."""
     w = width
     stem = SRMStem(in_chans, gain, tlu)
-    return nn.Sequential(
+    body = nn.Sequential(
         stem,
         conv_bn(stem.out_chans, w),
         conv_bn(w, w),
@@ -65,3 +66,4 @@ def srm_cnn(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width
         conv_bn(2 * w, 2 * w),
         Head(2 * w, 1 if num_classes <= 2 else num_classes),
     )
+    return declare_layers(body, features="6.0", classifier="7.fc")

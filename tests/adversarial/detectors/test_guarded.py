@@ -14,6 +14,7 @@ from fakescope.adversarial.detectors.guarded import assemble, components, fit_gu
 from fakescope.adversarial.run import attack_dataset, used_sources
 from fakescope.cli.main import main
 from fakescope.data.imageset import ImageSet
+from fakescope.inference.calibration import calibrated_probs
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, load_checkpoint, save_checkpoint
 from tests.helpers.adversarial import structured, tiny_victim
 
@@ -66,7 +67,8 @@ def test_margin_flags_deepfool_images_and_threshold_holds_on_calibration(pair: t
     assert np.median(comp_a[:, 1]) > np.quantile(comp_c[:, 1], 0.9)
     np.testing.assert_allclose(net.body.center.numpy(), comp_c.mean(0), rtol=1e-4, atol=1e-4)
     with torch.no_grad():
-        p = net.probabilities(torch.from_numpy(adv).permute(0, 3, 1, 2)).numpy()
+        z = net.logits(torch.from_numpy(adv).permute(0, 3, 1, 2)).numpy()
+    p = calibrated_probs(z, net.spec.temperature)
     assert (p > net.spec.threshold).mean() > 0.8
 
 

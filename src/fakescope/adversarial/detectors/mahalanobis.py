@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.covariance import LedoitWolf
-from torch import nn
 
 from ...data.imageset import ImageSet, train_val_split
 from ...inference.predict import predict_logits
@@ -28,7 +27,7 @@ class Mahalanobis(AdversarialDetector):
                  fpr: float = 0.05) -> None:
         super().__init__(fpr)
         self.net = victim_net.eval()
-        self.layer = layer or [n for n, m in victim_net.named_modules() if isinstance(m, nn.Linear)][-1]
+        self.layer = layer or victim_net.layer_name("classifier")
         self.val_fraction, self.seed = val_fraction, seed
         self.means = np.zeros((0, 0))
         self.precision = np.zeros((0, 0))
