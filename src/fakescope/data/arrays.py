@@ -1,14 +1,16 @@
-"""Image arrays: the one validator (``images_from_array``) and the one ``.npz`` reader.
-"""
+"""Image arrays: the one validator (``images_from_array``) and the one ``.npz`` reader (``read_npz``)."""
 
 from __future__ import annotations
 
+import os
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from .images import RESAMPLE
 from .imageset import DataError
 
 
@@ -53,34 +55,60 @@ def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
-            "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
-
-
 def is_array_file(path: str) -> bool:
     return path.lower().endswith(".npz")
 
 
-def read_images(path: str, size: int, resample: str = "bicubic") -> tuple[np.ndarray, int, int]:
-    """(uint8 NHWC images at ``size``, their stored width and height); raises ValueError if unreadable."""
+@dataclass
+class NpzArrays:
+    """What an ``.npz`` holds for fakescope: validated uint8 NHWC ``images``, optional ``labels`` and ``groups``."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    groups: np.ndarray | None
+
+
+def read_npz(path: str | os.PathLike[str]) -> NpzArrays:
+    """The one ``.npz`` reader: ``images`` (validated by ``images_from_array``), optional int ``labels`` and ``groups``.
+
+    Never unpickles (``allow_pickle=False``, and a file that is not a zip archive is refused before numpy sees it:
+    ``np.load`` would take a ``.npy`` or a pickle). Raises ``DataError`` whose message does not repeat the path.
+    """
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)
     except OSError as e:
-        raise ValueError(f"not a readable .npz ({e})") from None
-    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would take anything else for .npy or a pickle
-        raise ValueError("not a .npz (zip) archive; fakescope reads `images` from .npz files and never unpickles")
+        raise DataError(f"not a readable .npz ({e})") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise DataError("not a .npz (zip) archive; fakescope reads `images` from .npz files and never unpickles")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "images" not in z.files:
-                raise ValueError(f"no 'images' array in the .npz (found {', '.join(z.files) or 'nothing'})")
+                raise DataError(f"no 'images' array in the .npz (found {', '.join(z.files) or 'nothing'})")
             images = images_from_array(z["images"], "images")
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"not a readable .npz ({e})") from None
+            labels, groups = (z[k].astype(np.int64) if k in z.files else None for k in ("labels", "groups"))
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"not a readable .npz ({e})") from None
+    return NpzArrays(images, labels, groups)
+
+
+def read_npz_or_fail(path: str | os.PathLike[str]) -> NpzArrays:
+    """``read_npz`` for training data: the error names the file."""
+    try:
+        return read_npz(path)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+
+
+def read_images(path: str, size: int, resample: str = "bicubic") -> tuple[np.ndarray, int, int]:
+    """(uint8 NHWC images of an ``.npz`` at ``size``, their stored width and height); ``DataError`` if unreadable."""
+    images = read_npz(path).images
     h, w = images.shape[1:3]
     if (h, w) == (size, size):
         return images, w, h
-    f = _FILTERS.get(resample, Image.Resampling.BICUBIC)
+    f = RESAMPLE.get(resample, RESAMPLE["bicubic"])
     out = np.stack([np.asarray(Image.fromarray(im).resize((size, size), f)) for im in images]) if len(images) \
         else np.zeros((0, size, size, 3), np.uint8)
     return out, w, h

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..io import sha256_file
-from .arrays import images_from_array
+from .arrays import read_npz_or_fail
 from .imageset import DataError, ImageSet
 
 PAIR_FILES = ("originals.npz", "attacked.npz")
@@ -56,19 +56,6 @@ def find_attack_dirs(root: str | os.PathLike[str], split: str = "train") -> list
     return sorted(d for d in r.iterdir() if d.is_dir() and not d.name.startswith(".") and is_attack_dir(d))
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise DataError(f"{path}: no 'images' array (found {z.files})")
-            labels = z["labels"].astype(np.int64) if "labels" in z.files else None
-            return images_from_array(z["images"], str(path)), labels
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz ({e})") from None
-
-
 def read_attack_dir(folder: str | os.PathLike[str], size: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """(originals, attacked, victim labels or -1, manifest or {}) of one attack folder, checked.
@@ -85,7 +72,7 @@ def read_attack_dir(folder: str | os.PathLike[str], size: int | None = None
         for name, digest in (manifest.get("files") or {}).items():
             if name in PAIR_FILES and sha256_file(d / name) != digest:
                 raise DataError(f"{d / name}: SHA-256 differs from manifest.json (modified after it was written)")
-    (orig, lo), (adv, la) = (_read_npz(d / f) for f in PAIR_FILES)
+    (orig, lo), (adv, la) = ((a.images, a.labels) for a in (read_npz_or_fail(d / f) for f in PAIR_FILES))
     if orig.shape != adv.shape:
         raise DataError(f"{d}: originals {orig.shape} and attacked {adv.shape} differ; rows must pair one to one")
     if size is not None and orig.shape[1:3] != (size, size):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import images_from_array
+from .arrays import read_npz_or_fail
 from .decode import cached_decode
 from .files import cifar_class_from_name, is_image_name
 from .imageset import DataError, ImageSet, check_balance
@@ -81,19 +81,9 @@ def load_npz(path: str | os.PathLike[str], label: int | None = None, classes: li
     ``label`` sets one label for all images. Classes: ``classes``, else by ``task`` (classify: one per label
     value), else clean/attacked. Labels outside the classes are refused.
     """
-    groups = None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise DataError(f"{path}: no 'images' array (found {z.files})")
-            images = images_from_array(z["images"], str(path))
-            labels = z["labels"].astype(np.int64) if "labels" in z.files and label is None else None
-            if "groups" in z.files:
-                groups = z["groups"].astype(np.int64)
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz ({e})") from None
+    arrays = read_npz_or_fail(path)
+    images, groups = arrays.images, arrays.groups
+    labels = arrays.labels if label is None else None
     if labels is None:
         labels = np.full(len(images), 0 if label is None else label, np.int64)
     if len(labels) != len(images) or (groups is not None and len(groups) != len(images)):
