@@ -1,7 +1,6 @@
-"""Command-line pieces kept out of ``cli.py``: ``reproduce adversarial``, ``adversarial-benchmark``, ``guard`` and
-``ensemble``.
+"""``fakescope attack``, ``adversarial-benchmark``, ``guard`` and the options of ``reproduce adversarial``.
 
-Kept out of ``cli.py`` so the parser stays short there; nothing heavy is imported until a command runs.
+Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+
+from .lazy import Lazy, attack_names
 
 
 def add_reproduce_adversarial_options(p: argparse.ArgumentParser) -> None:
@@ -30,6 +31,38 @@ def add_reproduce_adversarial_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--residual-epochs", dest="residual_epochs", type=int, help="residual-cnn epochs (default 8)")
     g.add_argument("--residual-width", dest="residual_width", type=int, help="residual-cnn width (default 16)")
     g.add_argument("--quiet", action="store_true")
+
+
+def add_attack(sub: argparse._SubParsersAction) -> None:
+    """The ``fakescope attack`` sub-command."""
+    p = sub.add_parser("attack", help="attack a victim classifier's images (ART + batched torch attacks)")
+    p.add_argument("--victim", required=True, help="a classify checkpoint (fakescope train --task classify)")
+    p.add_argument("--data", required=True, help="class folders (CIFAR-10 layout) or .npz with images+labels")
+    p.add_argument("--attack", required=True, choices=Lazy(attack_names), metavar="ATTACK", help="%(choices)s")
+    p.add_argument("--eps", type=float, action="append", help="L-inf ε in 0..255 units (e.g. 8); repeat to sweep")
+    p.add_argument("--n", type=int, default=1000, help="images to attack")
+    p.add_argument("--split", default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="an option of the attack, e.g. nb_candidates=10 or max_iter=100 (recorded in the manifest)")
+    p.add_argument("--exclude", action="append", metavar="DIR",
+                   help="attack folder(s) whose source images are left out (a calibration set disjoint from a test "
+                        "set); repeat")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=run_attack)
+
+
+def run_attack(args: argparse.Namespace) -> int:
+    """``fakescope attack``: one attack folder per ε."""
+    from ..adversarial.run import attack_dataset, parse_params
+
+    eps = [e / 255.0 for e in args.eps] if args.eps else [None]
+    for r in attack_dataset(args.victim, args.data, args.attack, eps, args.n, args.out, args.split, args.seed,
+                            exclude=args.exclude, params=parse_params(args.param)):
+        print(f"{r['folder']}: clean acc {r['clean_accuracy']:.4f} -> {r['adversarial_accuracy']:.4f} under "
+              f"attack, success {r['success_rate']:.4f}, mean Linf {r['linf_mean'] * 255:.2f}/255, "
+              f"PSNR {r['psnr_db_mean']:.1f} dB")
+    return 0
 
 
 def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +109,7 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--residual-width", dest="residual_width", type=int, help="residual-cnn width (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=run_adversarial_benchmark)
 
 
 def add_guard(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +126,7 @@ def add_guard(sub: argparse._SubParsersAction) -> None:
                    "calibration images (default 0.05)")
     p.add_argument("--sharpness", type=float, default=2.0, help="smooth-max sharpness of the two scores")
     p.add_argument("--out", required=True)
+    p.set_defaults(run=run_guard)
 
 
 def run_guard(args: argparse.Namespace) -> int:
@@ -104,26 +139,6 @@ def run_guard(args: argparse.Namespace) -> int:
     r = guard(args.residual, args.victim, args.calibration, args.out, fpr=args.fpr, sharpness=args.sharpness,
               test=args.test, command=command)
     print(f"written: {r['checkpoint']}")
-    return 0
-
-
-def add_ensemble(sub: argparse._SubParsersAction) -> None:
-    """The ``fakescope ensemble`` sub-command."""
-    p = sub.add_parser("ensemble", help="one calibrated checkpoint averaging several trained models (same "
-                       "validation split: train extra members with --split-seed)")
-    p.add_argument("models", nargs="+", help="bundled names or checkpoint paths (at least 2)")
-    p.add_argument("--data", required=True, help="the data the members trained on (validation split) with test/")
-    p.add_argument("--no-tta", dest="tta", action="store_false", help="no flip averaging")
-    p.add_argument("--out", required=True)
-
-
-def run_ensemble(args: argparse.Namespace) -> int:
-    """``fakescope ensemble``."""
-    from ..training.ensemble import build_ensemble
-
-    r = build_ensemble(args.models, args.data, args.out, tta=args.tta)
-    print(f"written: {r['checkpoint']}" + (f" (test accuracy {r['test_accuracy']:.4f})" if "test_accuracy" in r
-                                           else ""))
     return 0
 
 

@@ -1,6 +1,27 @@
-"""``fakescope models``: architectures and bundled checkpoints."""
+"""``fakescope models`` (architectures and bundled checkpoints) and ``fakescope info`` (one checkpoint)."""
 
 from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_models(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("models", help="list architectures and bundled checkpoints").set_defaults(
+        run=lambda args: print(list_all()) or 0)
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("model", help="bundled name or checkpoint path")
+    p.set_defaults(run=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..inference.scorer import Detector
+
+    print(json.dumps(Detector.load(args.model).describe(), indent=2))
+    return 0
 
 
 def list_all() -> str:

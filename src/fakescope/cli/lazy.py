@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 
-class _Lazy(Sequence[str]):
+class Lazy(Sequence[str]):
     """argparse ``choices`` listed on first use: building the parser imports neither torch nor scikit-learn.
 
     Give the argument a ``metavar`` (argparse would otherwise list the choices when the argument is added).
@@ -33,19 +33,19 @@ class _Lazy(Sequence[str]):
         return self._get()[i]
 
 
-def _models() -> list[str]:
+def model_names() -> list[str]:
     from ..models import list_models
 
     return list_models()
 
 
-def _attacks() -> list[str]:
+def attack_names() -> list[str]:
     from ..adversarial import list_attacks
 
     return list_attacks()
 
 
-def _explainers() -> list[str]:
+def explainer_names() -> list[str]:
     from ..explain import list_explainers
 
     return list_explainers()

@@ -7,10 +7,7 @@ import ctypes
 import os
 import sys
 
-from ..io import write_text
 from ..models.checkpoint import list_bundled
-from ..scanning.output import Verdict, render_table, summarise, to_csv, to_jsonl
-from ..scanning.scan import scan
 
 
 def prepare_scan_process() -> None:
@@ -44,6 +41,10 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
              max_rows: int = 60, workers: int | None = None, chunk: int = 512, bf16: bool = False,
              engine: str = "auto") -> int:
     """Scan and print; returns the exit code (1 when any file could not be read)."""
+    from ..io import write_text
+    from ..scanning.output import Verdict, render_table, summarise, to_csv, to_jsonl
+    from ..scanning.scan import scan
+
     prepare_scan_process()
     header = [True]
 
@@ -66,7 +67,7 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
     return 1 if any(r.error for r in rows) else 0
 
 
-def _add_scan(sub: argparse._SubParsersAction) -> None:
+def add_scan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="verdicts for files, folders and globs")
     p.add_argument("paths", nargs="+", help="files, folders (recursive) or glob patterns")
     p.add_argument("--model", action="append", help=f"bundled name ({', '.join(list_bundled())}) or checkpoint "
@@ -89,9 +90,33 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
                    "starts without importing torch), else torch")
     p.add_argument("--bf16", action="store_true", help="bfloat16 inference: faster on CPUs with AVX-512-BF16 or "
                    "AMX, but scores move by up to ~0.03 and about 1 verdict in 2,500 flips (default float32)")
+    p.set_defaults(run=run_scan_command)
 
 
-def _task_models(task: str | None) -> list[str]:
+def run_scan_command(args: argparse.Namespace) -> int:
+    """``fakescope scan``: the bundled model(s) for ``--task`` unless ``--model`` names them."""
+    models = args.model or task_models(args.task)
+    return run_scan(args.paths, models, threshold=args.threshold, as_json=args.json, as_csv=args.csv,
+                    output=args.output, resume=args.resume, save=args.save, max_rows=args.max_rows,
+                    workers=args.workers, chunk=args.chunk, bf16=args.bf16, engine=args.engine)
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    """``fakescope demo``: the README's first command."""
+    p = sub.add_parser("demo", help="scan the bundled sample images with the bundled models")
+    p.add_argument("--model", default="fast", help="bundled name or checkpoint path (default fast)")
+    p.add_argument("--out", default="fakescope-demo", help="folder for results.jsonl and results.csv")
+    p.set_defaults(run=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..scanning.demo import run_demo
+
+
+    return run_demo(args.model, args.out)
+
+
+def task_models(task: str | None) -> list[str]:
     bundled = list_bundled()
     if task in (None, "synthetic"):
         return ["fast"]

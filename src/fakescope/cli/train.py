@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from .lazy import _Lazy, _models
+from .lazy import Lazy, model_names
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a detector or classifier")
     p.add_argument("--task", choices=["synthetic", "adversarial", "classify"])
     p.add_argument("--data", help="CIFAKE layout, two-class folder, class folders, .npz or file list; "
                    "--task adversarial: an attack folder (fakescope attack --out) or a folder of them")
-    p.add_argument("--arch", choices=_Lazy(_models), metavar="ARCH", help="architecture: %(choices)s")
+    p.add_argument("--arch", choices=Lazy(model_names), metavar="ARCH", help="architecture: %(choices)s")
     p.add_argument("--config", help="JSON or TOML config file (flags override it)")
     p.add_argument("--out", help="run folder (default runs/train)")
     p.add_argument("--epochs", type=int)
@@ -44,3 +44,39 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int)
     p.add_argument("--resume", action="store_true", default=None)
     p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``fakescope train``: defaults, then ``--config``, then flags; prints where the model went."""
+    from ..training.config import resolve_config
+    from ..training.loop import fit
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "width", "run")}
+    if args.width:
+        flags["arch_kwargs"] = {"width": args.width}
+    cfg = resolve_config(args.config, **flags)
+    metrics = fit(cfg, quiet=args.quiet)
+    print(f"saved {cfg.out}/model.safetensors (+ .json); validation accuracy {metrics['val_acc']:.4f}")
+    return 0
+
+
+def add_ensemble(sub: argparse._SubParsersAction) -> None:
+    """The ``fakescope ensemble`` sub-command."""
+    p = sub.add_parser("ensemble", help="one calibrated checkpoint averaging several trained models (same "
+                       "validation split: train extra members with --split-seed)")
+    p.add_argument("models", nargs="+", help="bundled names or checkpoint paths (at least 2)")
+    p.add_argument("--data", required=True, help="the data the members trained on (validation split) with test/")
+    p.add_argument("--no-tta", dest="tta", action="store_false", help="no flip averaging")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=run_ensemble)
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    """``fakescope ensemble``."""
+    from ..training.ensemble import build_ensemble
+
+    r = build_ensemble(args.models, args.data, args.out, tta=args.tta)
+    print(f"written: {r['checkpoint']}" + (f" (test accuracy {r['test_accuracy']:.4f})" if "test_accuracy" in r
+                                           else ""))
+    return 0
