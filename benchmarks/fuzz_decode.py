@@ -1,8 +1,8 @@
 """Long-run mutation fuzzing of ``decode_image``: every input must decode or raise ``ImageError``, nothing else.
 
 Seeds are small valid images (modes L/RGB/RGBA/P/I;16/CMYK in PNG/JPEG/BMP/GIF/TIFF/WEBP) plus the hostile
-corpus of ``tests/corpus.py`` when it is importable. Each iteration mutates a seed (bit flips, interesting bytes,
-truncation, insertions, deletions, repeats, splices; half of them aimed at the first 64 header bytes), writes it
+corpus of ``tests/helpers/corpus.py`` when it is importable. Each iteration mutates a seed (bit flips, interesting
+bytes, truncation, insertions, deletions, repeats, splices; half of them aimed at the first 64 header bytes), writes it
 under a random image extension and decodes it in this process. Outcomes: ``ok``, ``image_error``, ``crash`` (any
 other exception) and ``hang`` (over ``--hang`` seconds, interrupted by a timer signal); each crash or hang saves
 a reproducer under ``--crash-dir``. Prints one summary line, writes ``--out`` and exits 1 on any crash or hang.
@@ -78,7 +78,7 @@ def encode(rng: np.random.Generator, mode: str, fmt: str) -> bytes | None:
 
 
 def corpus_seeds() -> list[bytes]:
-    """Regular files of the hostile test corpus (tests/corpus.py), if it can be imported."""
+    """Regular files of the hostile test corpus (tests/helpers/corpus.py), if it can be imported."""
     path = Path(__file__).resolve().parent.parent / "tests" / "helpers" / "corpus.py"
     spec = importlib.util.spec_from_file_location("fakescope_test_corpus", path)
     if spec is None or spec.loader is None or not path.exists():  # optional: only with the tests folder
@@ -174,7 +174,7 @@ def main() -> int:
     ap.add_argument("--crash-dir", default=None, help="reproducers (default: <out folder>/fuzz_crashes)")
     ap.add_argument("--hang", type=float, default=10.0, help="seconds after which one decode counts as a hang")
     ap.add_argument("--slow", type=float, default=1.0, help="seconds after which one decode is listed as slow")
-    ap.add_argument("--no-corpus", action="store_true", help="do not seed from tests/corpus.py")
+    ap.add_argument("--no-corpus", action="store_true", help="do not seed from tests/helpers/corpus.py")
     args = ap.parse_args()
     out = Path(args.out)
     crash_dir = Path(args.crash_dir) if args.crash_dir else out.parent / "fuzz_crashes"

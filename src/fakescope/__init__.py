@@ -46,14 +46,14 @@ def train(config: TrainConfig | None = None, **kwargs: object) -> dict:
 
 
 def evaluate(model: str, data: str, **kwargs: object) -> dict:
-    """Metrics of ``model`` on a labelled dataset (see ``fakescope.evaluate.evaluate``)."""
+    """Metrics of ``model`` on a labelled dataset (see ``fakescope.evaluation.evaluate``)."""
     from .evaluation.evaluate import evaluate as _evaluate
 
     return _evaluate(model, data, **kwargs)
 
 
 def reproduce_cifake(data: str, **kwargs: object) -> dict:
-    """The seed notebook's CIFAKE experiment, then ours (see ``fakescope.reproduce``)."""
+    """The seed notebook's CIFAKE experiment, then ours (see ``fakescope.studies.reproduce_cifake``)."""
     from .studies.reproduce_cifake import reproduce_cifake as _reproduce
 
     return _reproduce(data, **kwargs)

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from fakescope.cli.main import main
+from fakescope.data.transforms import AUGMENT_OPS, augment_batch
 from fakescope.evaluation.evaluate import evaluate
 from fakescope.io import read_jsonl
 from fakescope.models import load_checkpoint
-from fakescope.studies import AUGMENT_OPS, attack, augment_batch, evasion_study, learning_curve, robustness_study
+from fakescope.studies import attack, evasion_study, learning_curve, robustness_study
 from fakescope.training.loop import fit
 from tests.helpers.training import fit_killed_after, tiny_cfg
 

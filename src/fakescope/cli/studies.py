@@ -90,7 +90,8 @@ def run_learning_curve(args: argparse.Namespace) -> int:
 
 def run_robustness(args: argparse.Namespace) -> int:
     """``fakescope study robustness``."""
-    from ..studies import PERTURBATIONS, robustness_study
+    from ..data.transforms import PERTURBATIONS
+    from ..studies import robustness_study
 
     fams = None if not args.family else {f: PERTURBATIONS.get(f, ()) for f in args.family}
     if fams is not None and not all(fams.values()):

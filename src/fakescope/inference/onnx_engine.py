@@ -3,7 +3,7 @@
 ``import torch`` costs ~1.5 s on 2 CPU cores, more than scoring 5,000 32x32 images with ``fast`` takes. For the
 architectures listed in ``LAYERS`` a scan builds the same network as an ONNX graph straight from the safetensors
 weights (BatchNorm folded in numpy, normalisation inside the graph) and runs it with ONNX Runtime, without importing
-torch. The function is the torch model's up to float rounding; ``tests/test_onnx_engine.py`` checks every
+torch. The function is the torch model's up to float rounding; ``tests/inference/test_onnx_engine.py`` checks every
 architecture here against it. Anything else (other architectures, bf16, no ``onnxruntime``) uses torch.
 """
 

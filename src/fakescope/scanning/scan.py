@@ -211,7 +211,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     ``output`` (``.jsonl``): rows are appended and fsynced chunk by chunk; ``resume`` skips rows already there.
     ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
     ``engine``: ``auto`` runs models named by path or bundled name with ONNX Runtime when it is installed and has
-    their architecture (``fakescope.models.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
+    their architecture (``fakescope.inference.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
     """
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
