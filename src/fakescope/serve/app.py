@@ -222,6 +222,39 @@ def _index_html() -> str:
     return (resources.files("fakescope.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
 
+def _add_explain_route(app: FastAPI) -> None:
+    """``POST /api/explain``: one image, its Grad-CAM overlay as a PNG (or a 422 JSON for an unreadable image)."""
+
+    @app.post("/api/explain", response_model=None)
+    async def explain_endpoint(request: Request) -> Response:
+        async with request.form() as form:
+            try:
+                chosen, threshold = _pick(form, app)
+                ups = _uploads(form)
+                if len(ups) != 1 or (len(chosen) != 1 and form.getlist("model")):
+                    raise _RequestError("explain takes exactly one file (and at most one model)")
+            except _RequestError as e:
+                return JSONResponse({"detail": str(e)}, status_code=400)
+            up, det = ups[0], chosen[0]
+            name = up.filename or "upload"
+
+            def work() -> tuple[bytes, dict[str, Any]]:
+                with app.state.lock, tempfile.TemporaryDirectory(prefix="fakescope-serve-") as tmp:
+                    return explain_png(_spool([up], tmp)[0], name, det, threshold)
+
+            try:
+                png, verdict = await run_in_threadpool(work)
+            except ImageError as e:
+                return JSONResponse({"path": name, "model": det.name, "error": str(e)}, status_code=422)
+            except Exception as e:  # noqa: BLE001 - a hostile or odd image gets an error JSON, never a 500
+                return JSONResponse({"path": name, "model": det.name, "error": f"{type(e).__name__}: {e}"},
+                                    status_code=422)
+        label = str(verdict["label"]).encode("ascii", "backslashreplace").decode("ascii")
+        headers = {"X-Fakescope-Label": label, "X-Fakescope-Score": f"{verdict['score']:.6f}",
+                   "Cache-Control": "no-store"}
+        return Response(png, media_type="image/png", headers=headers)
+
+
 def create_app(models: Sequence[str | Detector] | None = None, max_upload_mb: float = 20) -> FastAPI:
     """The app; models (bundled names, checkpoint paths or Detectors; default every bundled one) load now."""
     if not max_upload_mb > 0:
@@ -260,35 +293,7 @@ def create_app(models: Sequence[str | Detector] | None = None, max_upload_mb: fl
             rows = await run_in_threadpool(scan_uploads, ups, chosen, threshold, app.state.lock)
         return JSONResponse(rows)
 
-    @app.post("/api/explain", response_model=None)
-    async def explain_endpoint(request: Request) -> Response:
-        async with request.form() as form:
-            try:
-                chosen, threshold = _pick(form, app)
-                ups = _uploads(form)
-                if len(ups) != 1 or (len(chosen) != 1 and form.getlist("model")):
-                    raise _RequestError("explain takes exactly one file (and at most one model)")
-            except _RequestError as e:
-                return JSONResponse({"detail": str(e)}, status_code=400)
-            up, det = ups[0], chosen[0]
-            name = up.filename or "upload"
-
-            def work() -> tuple[bytes, dict[str, Any]]:
-                with app.state.lock, tempfile.TemporaryDirectory(prefix="fakescope-serve-") as tmp:
-                    return explain_png(_spool([up], tmp)[0], name, det, threshold)
-
-            try:
-                png, verdict = await run_in_threadpool(work)
-            except ImageError as e:
-                return JSONResponse({"path": name, "model": det.name, "error": str(e)}, status_code=422)
-            except Exception as e:  # noqa: BLE001 - a hostile or odd image gets an error JSON, never a 500
-                return JSONResponse({"path": name, "model": det.name, "error": f"{type(e).__name__}: {e}"},
-                                    status_code=422)
-        label = str(verdict["label"]).encode("ascii", "backslashreplace").decode("ascii")
-        headers = {"X-Fakescope-Label": label, "X-Fakescope-Score": f"{verdict['score']:.6f}",
-                   "Cache-Control": "no-store"}
-        return Response(png, media_type="image/png", headers=headers)
-
+    _add_explain_route(app)
     return app
 
 
