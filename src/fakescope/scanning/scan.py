@@ -2,7 +2,7 @@
 
 Decoding runs in worker processes, chunk by chunk, while the main process scores the previous chunk. The workers
 start before the models are loaded, so on a cold start they decode while the engine is imported: ONNX Runtime for
-the architectures ``models.onnx_engine`` builds (no torch import at all), torch for the rest. With ``output`` the
+the architectures ``inference.onnx_engine`` builds (no torch import at all), torch for the rest. With ``output`` the
 rows are appended (JSON lines) as each chunk finishes, so an interrupted scan loses at most the chunk in flight,
 and ``resume=True`` skips every (path, model) already written.
 """
@@ -115,8 +115,8 @@ def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> li
             continue
         runnable = not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available()
         if engine == "onnx" and not runnable:
-            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, "
-                             f"float32 (no --bf16) and one of the architectures {', '.join(onnx_engine.LAYERS)}")
+            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, float32 "
+                             f"(no --bf16) and one of the architectures {', '.join(onnx_engine.ARCHITECTURES)}")
         if engine != "torch" and runnable:
             p.detector = onnx_engine.OnnxDetector.load(p.source)
         else:
@@ -211,7 +211,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     ``output`` (``.jsonl``): rows are appended and fsynced chunk by chunk; ``resume`` skips rows already there.
     ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
     ``engine``: ``auto`` runs models named by path or bundled name with ONNX Runtime when it is installed and has
-    their architecture (``fakescope.models.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
+    their architecture (``fakescope.inference.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
     """
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
