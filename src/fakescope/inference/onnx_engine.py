@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .calibration import calibrated_probs
 OPSET = 20  # Gelu (exact, erf-based) is an operator from opset 20 on
 
 ARCHITECTURES = tuple(PLANS)  # every architecture with a layer plan (models/layout.py) is built here
+BATCH_SIZE = 512  # images per ONNX Runtime call
 
 
 def available() -> bool:
@@ -164,12 +165,14 @@ def build_graph(spec: ModelSpec, state: dict[str, np.ndarray], where: str = "che
 
 @dataclass
 class OnnxDetector:
-    """Same scores and verdicts as ``Detector`` for the architectures in ``ARCHITECTURES``, run by ONNX Runtime."""
+    """Same scores and verdicts as ``Detector`` for the architectures in ``ARCHITECTURES``, run by ONNX Runtime
+    (a ``Scorer``, see ``inference.contract``)."""
 
     session: Any
     spec: ModelSpec
     meta: dict[str, Any]
     name: str
+    uses_torch: ClassVar[bool] = False
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] = "fast", threads: int | None = None) -> OnnxDetector:
@@ -197,7 +200,7 @@ class OnnxDetector:
     classes = property(lambda self: self.spec.classes)
     threshold = property(lambda self: self.spec.threshold)
     image_size = property(lambda self: self.spec.image_size)
-    tta = property(lambda self: bool(self.meta.get("tta", False)))
+    tta = property(lambda self: self.spec.tta)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         z = self.session.run(None, {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
@@ -205,8 +208,10 @@ class OnnxDetector:
             z = (z + self.session.run(None, {"images": np.ascontiguousarray(images[:, :, ::-1])})[0]) / 2
         return z[:, 0] if z.shape[1] == 1 else z
 
-    def scores(self, images: np.ndarray, batch_size: int = 512, bf16: bool = False) -> np.ndarray:
-        """Calibrated P(label 1) per image, or class probabilities (N, C), for uint8 NHWC images."""
+    def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
+        """Calibrated P(label 1) per image, or class probabilities (N, C), for uint8 NHWC images (``batch_size``
+        images per ONNX Runtime call, default ``BATCH_SIZE``)."""
+        batch_size = batch_size or BATCH_SIZE
         if bf16:
             raise ValueError("the ONNX engine runs float32 only; use the torch engine for bf16")
         arr = np.asarray(images)

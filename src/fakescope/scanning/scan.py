@@ -28,11 +28,9 @@ from .output import Verdict, done_keys, drop_torn_tail, to_jsonl
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
 
-    from ..inference.onnx_engine import OnnxDetector
-    from ..inference.scorer import Detector
+    from ..inference.contract import Scorer
 
-    Model: TypeAlias = "str | os.PathLike[str] | Detector"
-    Scorer: TypeAlias = "Detector | OnnxDetector"
+    Model: TypeAlias = "str | os.PathLike[str] | Scorer"
 
 
 ENGINES = ("auto", "torch", "onnx")
@@ -71,7 +69,8 @@ def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | Non
               engine: str = "auto") -> Iterator[list[Verdict]]:
     """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
 
-    ``models``: loaded ``Detector``s, bundled names or checkpoint paths (loaded once decoding has started).
+    ``models``: loaded ``Scorer``s (``Detector``, ``OnnxDetector``), bundled names or checkpoint paths (loaded once
+    decoding has started).
     """
     return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine)
 
@@ -145,9 +144,7 @@ def _array_rows(path: str, dets: list[Scorer], threshold: float | None, skip: se
 def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold: float | None,
            skip: set[tuple[str, str]], bf16: bool, size: int) -> Iterator[list[Verdict]]:
     """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
-    from ..inference.onnx_engine import OnnxDetector
-
-    if all(isinstance(d, OnnxDetector) for d in dets):  # no torch here; ORT's idle threads do not spin
+    if not any(getattr(d, "uses_torch", True) for d in dets):  # no torch here; ORT's idle threads do not spin
         for start, results in stream:
             yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
         return
