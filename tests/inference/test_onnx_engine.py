@@ -16,6 +16,7 @@ from fakescope.inference import onnx_engine as oe
 from fakescope.inference.predict import predict_logits
 from fakescope.inference.scorer import Detector
 from fakescope.models import MODELS, CheckpointError, ModelSpec, Net, save_checkpoint
+from fakescope.models.layout import KINDS, PLANS
 from fakescope.scanning.demo import samples_dir
 from fakescope.scanning.scan import scan
 
@@ -38,7 +39,7 @@ def _random_net(arch: str, seed: int, **spec: object) -> Net:
 
 
 @pytest.mark.parametrize(("tta", "size"), [(False, 32), (True, 32), (False, 20)])
-@pytest.mark.parametrize("arch", sorted(oe.LAYERS))
+@pytest.mark.parametrize("arch", sorted(oe.ARCHITECTURES))
 def test_scores_match_torch(arch: str, tta: bool, size: int, tmp_path: Path) -> None:
     net = _random_net(arch, 1, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], image_size=size)
     path = save_checkpoint(net, tmp_path / arch, tta=tta)
@@ -54,10 +55,39 @@ def test_scores_match_torch(arch: str, tta: bool, size: int, tmp_path: Path) -> 
     assert (ours.tta, ours.threshold, ours.task) == (ref.tta, ref.threshold, ref.task)
 
 
+def test_onnx_builder_knows_every_plan_kind() -> None:
+    assert set(oe.STEPS) == set(KINDS)
+    assert set(oe.ARCHITECTURES) == set(PLANS)
+
+
+@pytest.mark.parametrize("arch", sorted(oe.ARCHITECTURES))
+def test_plan_kwargs_and_multiclass_heads_match_torch(arch: str, tmp_path: Path) -> None:
+    kwargs = {} if arch == "seed-cnn" else {"width": 6}
+    net = _random_net(arch, 3, task="classify", classes=[str(i) for i in range(10)], arch_kwargs=kwargs)
+    path = save_checkpoint(net, tmp_path / arch)
+    images = np.random.default_rng(1).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    za, zb = oe.OnnxDetector.load(path).logits(images), predict_logits(Detector.load(path).net, images)
+    assert za.shape == zb.shape == (9, 10)
+    np.testing.assert_allclose(za, zb, rtol=1e-4, atol=1e-4 * float(np.abs(zb).max()))
+
+
+def test_weights_of_another_width_are_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(_random_net("fast", 0, arch_kwargs={"width": 8}), tmp_path / "m")
+    doc = json.loads(path.read_text())
+    doc["spec"]["arch_kwargs"] = {"width": 6}  # the plan now expects 6-channel tensors
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"tensor 'body.0.0.weight' is \(8, 3, 3, 3\), expected \(6, 3, 3, 3\)"):
+        oe.OnnxDetector.load(path)
+    doc["spec"]["arch_kwargs"] = {"depth": 3}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="cannot build architecture"):
+        oe.OnnxDetector.load(path)
+
+
 @pytest.mark.parametrize("arch", sorted(MODELS.names()))
 def test_every_architecture_is_either_built_or_left_to_torch(arch: str, tmp_path: Path) -> None:
     spec = ModelSpec(arch=arch)
-    if arch in oe.LAYERS:
+    if arch in oe.ARCHITECTURES:
         assert oe.supports(spec)
         return
     assert not oe.supports(spec)

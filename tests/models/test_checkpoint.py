@@ -165,3 +165,50 @@ def test_shipped_victim_is_a_cifar10_classifier() -> None:
     net, meta = load_checkpoint("victim")
     assert meta["spec"]["task"] == "classify" and len(net.spec.classes) == 10
     assert meta["metrics"]["test_accuracy"] > 0.8 and "train_command" in meta
+
+
+def test_tta_is_part_of_the_spec(tmp_path: Path) -> None:
+    net = Net(ModelSpec(arch="seed-cnn")).eval()
+    doc = json.loads(save_checkpoint(net, tmp_path / "a", tta=True).read_text())
+    assert doc["spec"]["tta"] is True and doc["tta"] is True  # top-level key kept for older readers
+    assert load_checkpoint(tmp_path / "a")[0].spec.tta is True
+    net.spec.tta = True
+    doc = json.loads(save_checkpoint(net, tmp_path / "b").read_text())  # default: the net's own spec
+    assert doc["spec"]["tta"] is True and doc["tta"] is True
+    doc = json.loads(save_checkpoint(net, tmp_path / "c", tta=False).read_text())
+    assert doc["spec"]["tta"] is False and doc["tta"] is False
+
+
+@pytest.mark.parametrize(("top", "want"), [(True, True), (False, False), (None, False)])
+def test_old_checkpoints_get_tta_from_the_top_level_key(tmp_path: Path, top: bool | None, want: bool) -> None:
+    j = make(tmp_path)
+
+    def old_style(d: dict) -> None:
+        del d["spec"]["tta"]
+        d.pop("tta")
+        if top is not None:
+            d["tta"] = top
+
+    edit_json(j, old_style)
+    assert ckpt.read_metadata(j)["spec"]["tta"] is want
+    assert load_checkpoint(j)[0].spec.tta is want
+
+
+def test_tta_disagreement_and_bad_values_are_refused(tmp_path: Path) -> None:
+    j = make(tmp_path)
+    edit_json(j, lambda d: d.update(tta=True))  # the spec still says False
+    with pytest.raises(CheckpointError, match="'tta' is True but the spec says False"):
+        load_checkpoint(j)
+    edit_json(j, lambda d: d["spec"].update(tta="yes"))
+    with pytest.raises(CheckpointError, match="tta must be true or false"):
+        load_checkpoint(j)
+
+
+@pytest.mark.parametrize("name", ckpt.list_bundled())
+def test_bundled_checkpoints_keep_their_json_and_get_spec_tta(name: str) -> None:
+    raw = json.loads((ckpt.bundled_dir() / f"{name}.json").read_text())
+    assert "tta" not in raw["spec"]  # the bundled files (and their MANIFEST hashes) are unchanged
+    net, meta = load_checkpoint(name)
+    assert net.spec.tta is bool(raw.get("tta", False)) is meta["spec"]["tta"]
+    if name == "best":
+        assert net.spec.tta  # best.json records flip averaging at the top level only

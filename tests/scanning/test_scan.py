@@ -130,3 +130,41 @@ def test_npz_arrays_get_one_row_per_image(model: str, tmp_path: Path) -> None:
     again = scan(paths, det, output=tmp_path / "out.jsonl")
     assert len(again) == len(rows)
     assert scan(paths, det, output=tmp_path / "out.jsonl", resume=True) == []  # nothing repeated
+
+
+class _Constant:
+    """A minimal torch-free ``Scorer``: scans rely on the contract, not on an engine class."""
+
+    name, uses_torch = "constant", False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    task = property(lambda self: self.spec.task)
+    classes = property(lambda self: self.spec.classes)
+    threshold = property(lambda self: self.spec.threshold)
+    image_size = property(lambda self: self.spec.image_size)
+    tta = property(lambda self: self.spec.tta)
+
+    def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
+        return np.full(len(images), 0.75, np.float32)
+
+    def labels(self, scores: np.ndarray, threshold: float | None = None) -> list[str]:
+        return self.spec.verdicts(scores, threshold)
+
+
+def test_scan_takes_any_scorer_and_leaves_torch_alone_without_torch_engines(
+        messy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakescope.inference.contract import Scorer
+
+    det = _Constant(ModelSpec(arch="fast", threshold=0.8))
+    assert isinstance(det, Scorer)
+
+    def no_torch() -> int:
+        raise AssertionError("a scan without torch engines tuned torch's threads")
+
+    monkeypatch.setattr(torch, "get_num_threads", no_torch)
+    rows = scan([str(messy)], det)
+    good = [r for r in rows if not r.error]
+    assert len(rows) == 15 and len(good) == 12
+    assert all(r.model == "constant" and r.score == 0.75 and r.label == "REAL" and r.threshold == 0.8 for r in good)

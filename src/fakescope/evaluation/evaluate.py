@@ -72,7 +72,7 @@ def evaluate(model: str, data: str, out: str | None = None, split: str = "test",
 
     net, meta = load_checkpoint(model)
     spec = net.spec
-    tta = bool(meta.get("tta", False))
+    tta = spec.tta
     ds = load_dataset(data, task=spec.task, size=spec.image_size, split=split)
     probs = predict_probs(net, ds, tta, batch_size)
     m = evaluate_arrays(net, ds, tta=tta, threshold=threshold, n_boot=n_boot, probs=probs)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ..io import save_figure, write_json
 from .attributions import EXPLAINERS, create_explainer
+
+if TYPE_CHECKING:
+    from ..inference.contract import Scorer
 
 DEFAULT_METHODS = ("gradcam", "integrated-gradients")
 INDEX_NAME = "explanations.json"
@@ -68,7 +71,7 @@ def _render(image: np.ndarray, heats: dict[str, np.ndarray], verdict: str, detec
     save_figure(fig, png)
 
 
-def verdict(det: Any, img: np.ndarray, threshold: float | None = None) -> tuple[str, int, float, float, bool]:
+def verdict(det: Scorer, img: np.ndarray, threshold: float | None = None) -> tuple[str, int, float, float, bool]:
     """One uint8 HWC image → (label, class index, P(label 1) or P(label), confidence in the label, detected?)."""
     probs = det.scores(img[None])
     label = det.labels(probs, threshold)[0]

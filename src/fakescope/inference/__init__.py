@@ -1,2 +1,2 @@
-"""Inference: the ``Scorer`` contract, its torch (``Detector``) and ONNX Runtime (``OnnxDetector``) engines,
-batched logits, and the one calibration (temperature + threshold)."""
+"""Inference: the ``Scorer`` contract (``contract``), its torch (``scorer.Detector``) and ONNX Runtime
+(``onnx_engine.OnnxDetector``) engines, batched logits, and the one calibration (temperature + threshold)."""

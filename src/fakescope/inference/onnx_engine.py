@@ -1,34 +1,32 @@
 """Torch-free inference for scans: a checkpoint's weights run as an ONNX Runtime graph.
 
 ``import torch`` costs ~1.5 s on 2 CPU cores, more than scoring 5,000 32x32 images with ``fast`` takes. For the
-architectures listed in ``LAYERS`` a scan builds the same network as an ONNX graph straight from the safetensors
-weights (BatchNorm folded in numpy, normalisation inside the graph) and runs it with ONNX Runtime, without importing
-torch. The function is the torch model's up to float rounding; ``tests/inference/test_onnx_engine.py`` checks every
-architecture here against it. Anything else (other architectures, bf16, no ``onnxruntime``) uses torch.
+architectures with a layer plan (``models.layout``, the description ``models.archs`` builds their torch modules
+from) a scan builds the same network as an ONNX graph straight from the safetensors weights (BatchNorm folded in
+numpy, normalisation inside the graph) and runs it with ONNX Runtime, without importing torch. The function is the
+torch model's up to float rounding; ``tests/inference/test_onnx_engine.py`` checks every architecture here against
+it. Anything else (other architectures, bf16, no ``onnxruntime``) uses torch.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..data.decode import available_cpus
 from ..models.checkpoint import CheckpointError, checked_weights, display_name, read_metadata, resolve
+from ..models.layout import PLANS, Plan, Step, plan_for
 from ..models.spec import ModelSpec
 from .calibration import calibrated_probs
 
 OPSET = 20  # Gelu (exact, erf-based) is an operator from opset 20 on
 
-# The layer sequence of each architecture's ``nn.Sequential`` body, index for index (see models/archs.py):
-# cbg = Conv-BN-GELU block, res = x + cbg(x), pool = MaxPool 2, head = [global max, global mean] -> Linear.
-LAYERS: dict[str, list[str]] = {
-    "fast": ["cbg", "pool", "cbg", "pool", "cbg", "pool", "cbg", "head"],
-    "best": ["cbg", "cbg", "pool", "cbg", "res", "pool", "cbg", "res", "pool", "cbg", "head"],
-    "seed-cnn": ["conv", "relu", "pool", "conv", "relu", "pool", "flatten", "linear", "bn1d", "relu", "linear"],
-}
+ARCHITECTURES = tuple(PLANS)  # every architecture with a layer plan (models/layout.py) is built here
+BATCH_SIZE = 512  # images per ONNX Runtime call
 
 
 def available() -> bool:
@@ -42,7 +40,7 @@ def available() -> bool:
 
 
 def supports(spec: ModelSpec) -> bool:
-    return spec.arch in LAYERS and spec.image_size >= 8
+    return spec.arch in PLANS and spec.image_size >= 8
 
 
 class _Graph:
@@ -55,12 +53,15 @@ class _Graph:
         self.used: set[str] = set()
         self.n = 0
 
-    def take(self, key: str, ndim: int) -> np.ndarray:
+    def take(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The tensor ``key`` as float64, which must have exactly the ``shape`` the plan gives it."""
         if key not in self.state:
             raise CheckpointError(f"{self.where}: tensor {key!r} is missing for this architecture")
         a = np.asarray(self.state[key], dtype=np.float64)
-        if a.ndim != ndim or not np.isfinite(a).all():
-            raise CheckpointError(f"{self.where}: tensor {key!r} has shape {a.shape} or non-finite values")
+        if a.shape != shape:
+            raise CheckpointError(f"{self.where}: tensor {key!r} is {a.shape}, expected {shape}")
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"{self.where}: tensor {key!r} holds NaN or infinite values")
         self.used.add(key)
         return a
 
@@ -80,99 +81,98 @@ class _Graph:
         self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
         return out
 
-    def bn(self, prefix: str, channels: int, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    def bn(self, prefix: str, channels: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """BatchNorm at ``prefix`` (in eval mode) as (scale, shift) per channel."""
-        g, b = self.take(f"{prefix}.weight", 1), self.take(f"{prefix}.bias", 1)
-        m, v = self.take(f"{prefix}.running_mean", 1), self.take(f"{prefix}.running_var", 1)
-        if not len(g) == len(b) == len(m) == len(v) == channels:
-            raise CheckpointError(f"{self.where}: BatchNorm {prefix!r} does not have {channels} channels")
+        g, b = self.take(f"{prefix}.weight", (channels,)), self.take(f"{prefix}.bias", (channels,))
+        m, v = self.take(f"{prefix}.running_mean", (channels,)), self.take(f"{prefix}.running_var", (channels,))
         self.used.add(f"{prefix}.num_batches_tracked")
         scale = g / np.sqrt(v + eps)
         return scale, b - m * scale
 
-    def conv(self, x: str, prefix: str, cin: int, bn: str | None, pad: int) -> tuple[str, int]:
-        w = self.take(f"{prefix}.weight", 4)
-        if w.shape[1] != cin or w.shape[2:] != (3, 3):
-            raise CheckpointError(f"{self.where}: {prefix}.weight is {w.shape}, expected (C, {cin}, 3, 3)")
-        bias = self.take(f"{prefix}.bias", 1) if bn is None else np.zeros(w.shape[0])
-        if bn is not None:
-            scale, shift = self.bn(bn, w.shape[0])
-            w, bias = w * scale[:, None, None, None], shift
-        out = self.op("Conv", [x, self.const(w), self.const(bias)], kernel_shape=[3, 3], pads=[pad] * 4)
-        return out, w.shape[0]
+    def conv(self, x: str, prefix: str, s: Step, bn: str | None = None) -> str:
+        """Conv2d at ``prefix``; with ``bn`` the BatchNorm2d there is folded into its weights (the conv has no bias)."""
+        w = self.take(f"{prefix}.weight", (s.cout, s.cin, s.kernel, s.kernel))
+        if bn is None:
+            bias = self.take(f"{prefix}.bias", (s.cout,))
+        else:
+            scale, bias = self.bn(bn, s.cout, s.eps)
+            w = w * scale[:, None, None, None]
+        return self.op("Conv", [x, self.const(w), self.const(bias)], kernel_shape=[s.kernel] * 2,
+                       pads=[s.padding] * 4)
 
-    def cbg(self, x: str, prefix: str, cin: int) -> tuple[str, int]:
-        y, c = self.conv(x, f"{prefix}.0", cin, f"{prefix}.1", pad=1)
-        return self.op("Gelu", [y]), c
+    def linear(self, x: str, prefix: str, cin: int, cout: int) -> str:
+        w, b = self.take(f"{prefix}.weight", (cout, cin)), self.take(f"{prefix}.bias", (cout,))
+        return self.op("Gemm", [x, self.const(w), self.const(b)], transB=1)
+
+
+def _bn1d(g: _Graph, x: str, p: str, s: Step) -> str:
+    scale, shift = g.bn(p, s.cin, s.eps)
+    return g.op("Add", [g.op("Mul", [x, g.const(scale)]), g.const(shift)])
+
+
+def _head(g: _Graph, x: str, p: str, s: Step) -> str:
+    pooled = g.op("Concat", [g.op("GlobalMaxPool", [x]), g.op("GlobalAveragePool", [x])], axis=1)
+    return g.linear(g.op("Flatten", [pooled]), f"{p}.fc", 2 * s.cin, s.cout)
+
+
+# One ONNX builder per plan step kind (``layout.KINDS``): (graph, input, state dict prefix ``body.i``, step) -> output.
+STEPS: dict[str, Callable[[_Graph, str, str, Step], str]] = {
+    "cbg": lambda g, x, p, s: g.op("Gelu", [g.conv(x, f"{p}.0", s, bn=f"{p}.1")]),
+    "res": lambda g, x, p, s: g.op("Add", [x, g.op("Gelu", [g.conv(x, f"{p}.body.0", s, bn=f"{p}.body.1")])]),
+    "conv": lambda g, x, p, s: g.conv(x, p, s),
+    "relu": lambda g, x, p, s: g.op("Relu", [x]),
+    "pool": lambda g, x, p, s: g.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]),
+    "flatten": lambda g, x, p, s: g.op("Flatten", [x]),
+    "linear": lambda g, x, p, s: g.linear(x, p, s.cin, s.cout),
+    "bn1d": _bn1d,
+    "head": _head,
+}
+
+
+def _plan(spec: ModelSpec, where: str) -> Plan:
+    if not supports(spec):
+        raise ValueError(f"no ONNX graph for architecture {spec.arch!r} (have: {', '.join(ARCHITECTURES)})")
+    try:
+        return plan_for(spec.arch, spec.image_size, len(spec.classes), **spec.arch_kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot build architecture: {e}") from None
 
 
 def build_graph(spec: ModelSpec, state: dict[str, np.ndarray], where: str = "checkpoint") -> bytes:
-    """The serialized ONNX model of ``spec`` with ``state`` (uint8 NHWC in, raw logits (N, K) out)."""
+    """The serialized ONNX model of ``spec`` with ``state`` (uint8 NHWC in, raw logits (N, K) out), built by
+    walking the architecture's layer plan (``models.layout``) step by step, as ``models.archs.build`` does."""
     from onnx import TensorProto, helper
 
-    if not supports(spec):
-        raise ValueError(f"no ONNX graph for architecture {spec.arch!r} (have: {', '.join(LAYERS)})")
+    plan = _plan(spec, where)
     g = _Graph(state, where)
     std = np.asarray(spec.std, np.float64)
     x = g.op("Transpose", [g.op("Cast", ["images"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2])
     x = g.op("Add", [g.op("Mul", [x, g.const((1 / (255 * std)).reshape(1, 3, 1, 1))]),
                      g.const((-np.asarray(spec.mean) / std).reshape(1, 3, 1, 1))])
-    c, side = 3, spec.image_size
-    layers = LAYERS[spec.arch]
-    for i, kind in enumerate(layers):
-        p = f"body.{i}"
-        if kind == "cbg":
-            x, c = g.cbg(x, p, c)
-        elif kind == "res":
-            y, c2 = g.cbg(x, f"{p}.body", c)
-            if c2 != c:
-                raise CheckpointError(f"{where}: residual block {p} changes the channel count")
-            x = g.op("Add", [x, y])
-        elif kind == "conv":
-            x, c = g.conv(x, p, c, None, pad=0)
-            side -= 2
-        elif kind == "relu":
-            x = g.op("Relu", [x])
-        elif kind == "pool":
-            x, side = g.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]), side // 2
-        elif kind == "flatten":
-            x, c = g.op("Flatten", [x]), c * side * side
-        elif kind == "head":
-            x = g.op("Flatten", [g.op("Concat", [g.op("GlobalMaxPool", [x]), g.op("GlobalAveragePool", [x])],
-                                      axis=1)])
-            x, c = _linear(g, x, f"{p}.fc", 2 * c)
-        elif kind == "linear":
-            x, c = _linear(g, x, p, c)
-        elif kind == "bn1d":
-            scale, shift = g.bn(p, c, eps=1e-3)  # seed-cnn's BatchNorm1d keeps Keras's eps
-            x = g.op("Add", [g.op("Mul", [x, g.const(scale)]), g.const(shift)])
+    for i, step in enumerate(plan.steps):
+        x = STEPS[step.kind](g, x, f"body.{i}", step)
     extra = sorted(set(state) - g.used)
     if extra:
         raise CheckpointError(f"{where}: unexpected tensors for architecture {spec.arch!r}: {extra[:3]}")
+    side = spec.image_size
     graph = helper.make_graph(
-        g.nodes, spec.arch, [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", spec.image_size,
-                                                                                         spec.image_size, 3])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", c])], g.inits)
+        g.nodes, spec.arch, [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", side, side, 3])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", plan.out_features])], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 9
     return model.SerializeToString()
 
 
-def _linear(g: _Graph, x: str, prefix: str, cin: int) -> tuple[str, int]:
-    w = g.take(f"{prefix}.weight", 2)
-    if w.shape[1] != cin:
-        raise CheckpointError(f"{g.where}: {prefix}.weight is {w.shape}, expected (K, {cin})")
-    return g.op("Gemm", [x, g.const(w), g.const(g.take(f"{prefix}.bias", 1))], transB=1), w.shape[0]
-
-
 @dataclass
 class OnnxDetector:
-    """Same scores and verdicts as ``Detector`` for the architectures in ``LAYERS``, run by ONNX Runtime."""
+    """Same scores and verdicts as ``Detector`` for the architectures in ``ARCHITECTURES``, run by ONNX Runtime
+    (a ``Scorer``, see ``inference.contract``)."""
 
     session: Any
     spec: ModelSpec
     meta: dict[str, Any]
     name: str
+    uses_torch: ClassVar[bool] = False
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] = "fast", threads: int | None = None) -> OnnxDetector:
@@ -200,7 +200,7 @@ class OnnxDetector:
     classes = property(lambda self: self.spec.classes)
     threshold = property(lambda self: self.spec.threshold)
     image_size = property(lambda self: self.spec.image_size)
-    tta = property(lambda self: bool(self.meta.get("tta", False)))
+    tta = property(lambda self: self.spec.tta)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         z = self.session.run(None, {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
@@ -208,8 +208,10 @@ class OnnxDetector:
             z = (z + self.session.run(None, {"images": np.ascontiguousarray(images[:, :, ::-1])})[0]) / 2
         return z[:, 0] if z.shape[1] == 1 else z
 
-    def scores(self, images: np.ndarray, batch_size: int = 512, bf16: bool = False) -> np.ndarray:
-        """Calibrated P(label 1) per image, or class probabilities (N, C), for uint8 NHWC images."""
+    def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
+        """Calibrated P(label 1) per image, or class probabilities (N, C), for uint8 NHWC images (``batch_size``
+        images per ONNX Runtime call, default ``BATCH_SIZE``)."""
+        batch_size = batch_size or BATCH_SIZE
         if bf16:
             raise ValueError("the ONNX engine runs float32 only; use the torch engine for bf16")
         arr = np.asarray(images)

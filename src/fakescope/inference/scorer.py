@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,16 +18,18 @@ from ..data import images_from_array
 from ..models import ModelSpec, Net, load_checkpoint
 from ..models.checkpoint import display_name
 from ..models.fuse import fuse_for_inference
+from .contract import Scorer
 from .predict import calibrated, predict_logits
 
 
 @dataclass
 class Detector:
-    """A model ready for inference (BatchNorm folded, eval mode) with its checkpoint metadata."""
+    """A model ready for inference (BatchNorm folded, eval mode) with its checkpoint metadata (a ``Scorer``)."""
 
     net: Net
     meta: dict[str, Any]
     name: str
+    uses_torch: ClassVar[bool] = True
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] = "fast", device: str = "cpu") -> Detector:
@@ -58,7 +60,7 @@ class Detector:
 
     @property
     def tta(self) -> bool:
-        return bool(self.meta.get("tta", False))
+        return self.net.spec.tta
 
     def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
         """Calibrated P(label 1) per image (binary tasks) or class probabilities (N, C); ``bf16``: see
@@ -93,4 +95,4 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-__all__ = ["Detector", "Path", "load_detector"]
+__all__ = ["Detector", "Path", "Scorer", "load_detector"]

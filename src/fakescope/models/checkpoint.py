@@ -44,16 +44,20 @@ def list_bundled() -> list[str]:
 
 
 def save_checkpoint(net: Net, path: str | os.PathLike[str], **meta: Any) -> Path:
-    """Write ``<stem>.safetensors`` then ``<stem>.json`` atomically; returns the JSON path."""
+    """Write ``<stem>.safetensors`` then ``<stem>.json`` atomically; returns the JSON path.
+
+    ``tta`` (default: ``net.spec.tta``) is written into the spec and, for older readers, at the top level too.
+    """
     from safetensors.torch import save
 
     stem = _stem(path)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     write_bytes(stem.with_suffix(".safetensors"), save(state))
+    meta["tta"] = bool(meta.get("tta", net.spec.tta))
     doc = {
         "format": FORMAT,
         "fakescope_version": __version__,
-        "spec": net.spec.to_dict(),
+        "spec": {**net.spec.to_dict(), "tta": meta["tta"]},
         "weights_file": stem.with_suffix(".safetensors").name,
         "weights_sha256": sha256_file(stem.with_suffix(".safetensors")),
         **meta,
@@ -84,7 +88,11 @@ def display_name(model: str | os.PathLike[str]) -> str:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse and validate a checkpoint's JSON (size-limited, schema-checked)."""
+    """Parse and validate a checkpoint's JSON (size-limited, schema-checked).
+
+    A spec without ``tta`` (checkpoints written before ``ModelSpec.tta``, every bundled one) gets it from the
+    top-level ``tta`` key, so ``ModelSpec.from_dict(doc["spec"]).tta`` is the checkpoint's flip averaging.
+    """
     jpath = resolve(path)
     if jpath.stat().st_size > MAX_JSON_BYTES:
         raise CheckpointError(f"{jpath}: metadata larger than {MAX_JSON_BYTES} bytes")
@@ -96,10 +104,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{jpath}: not a fakescope checkpoint (format must be {FORMAT!r})")
     if not isinstance(doc.get("spec"), dict):
         raise CheckpointError(f"{jpath}: metadata has no 'spec' object")
+    doc["spec"].setdefault("tta", bool(doc.get("tta", False)))
     try:
-        ModelSpec.from_dict(doc["spec"])
+        spec = ModelSpec.from_dict(doc["spec"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{jpath}: {e}") from None
+    if "tta" in doc and bool(doc["tta"]) != spec.tta:
+        raise CheckpointError(f"{jpath}: 'tta' is {doc['tta']!r} but the spec says {spec.tta!r}")
     return doc
 
 

@@ -44,7 +44,8 @@ class Ensemble(nn.Module):
         return out / len(self.members)
 
 
-@register_model("ensemble", doc="Mean of trained models' temperature-scaled logits; assembled by fakescope ensemble.")
+@register_model("ensemble", doc="Mean of trained models' temperature-scaled logits; assembled by fakescope ensemble.",
+                tags=("composite",))
 def ensemble(image_size: int = 32, num_classes: int = 2, in_chans: int = 3,
              members: list[dict[str, Any]] | None = None) -> nn.Module:
     """``Ensemble`` of ``members`` (default: two small ``fast`` bodies, for tests)."""

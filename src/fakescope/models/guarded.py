@@ -65,7 +65,7 @@ class Guarded(nn.Module):
 
 
 @register_model("guarded", doc="Residual CNN + victim decision margin (DeepFool/C&W); assembled by fakescope guard.",
-                tags=("binary-only",))
+                tags=("binary-only", "composite"))
 def guarded(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, residual: dict[str, Any] | None = None,
             victim: dict[str, Any] | None = None, sharpness: float = 2.0, margin_floor: float = 1e-3) -> nn.Module:
     """``Guarded`` with the given sub-architectures (dicts: ``arch`` plus its kwargs; the victim's ``num_classes``)."""

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 # The named layers an architecture declares (sub-module names inside its body):
 #   features   - the last spatial feature map (Grad-CAM's default layer);
 #   classifier - the final linear layer; its INPUT is the penultimate feature vector (Mahalanobis).
+# Every architecture declares ``features``; every one but the composites (registry tag ``composite``: ensemble,
+# guarded, whose logit is not one linear layer's output) declares ``classifier`` too.
 LAYER_ROLES = ("features", "classifier")
 
 

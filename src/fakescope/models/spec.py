@@ -12,7 +12,11 @@ __all__ = ["CIFAR10_CLASSES", "TASKS", "ModelSpec"]
 
 @dataclass
 class ModelSpec:
-    """Everything needed to rebuild and use a model; travels with the weights as JSON."""
+    """Everything needed to rebuild and use a model; travels with the weights as JSON.
+
+    ``tta``: scores average the logits of each image and its horizontal flip. Checkpoints written before the
+    field existed record it at the top level of their JSON; ``models.checkpoint.read_metadata`` fills it in.
+    """
 
     arch: str
     task: str = "synthetic"
@@ -24,6 +28,7 @@ class ModelSpec:
     threshold: float = 0.5
     temperature: float = 1.0
     resample: str = "bicubic"
+    tta: bool = False
 
     @property
     def binary(self) -> bool:
@@ -63,6 +68,7 @@ class ModelSpec:
             (_num(self.threshold) and 0.0 <= self.threshold <= 1.0, "threshold must be in [0, 1]"),
             (_num(self.temperature) and 0.01 <= self.temperature <= 100.0, "temperature must be in [0.01, 100]"),
             (self.resample in ("bicubic", "bilinear", "nearest", "lanczos"), "unknown resample"),
+            (isinstance(self.tta, bool), "tta must be true or false"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -11,6 +11,7 @@ from torch import nn
 
 from .archs import Head, conv_bn
 from .layers import declare_layers
+from .layout import out_dim
 from .registry import register_model
 
 # Steganalysis rich-model (SRM) kernels (Fridrich & Kodovsky 2012), as used by Zhou et al.'s RGB-N, on 5x5 grids.
@@ -64,6 +65,6 @@ def srm_cnn(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width
         conv_bn(w, 2 * w),
         nn.MaxPool2d(2),
         conv_bn(2 * w, 2 * w),
-        Head(2 * w, 1 if num_classes <= 2 else num_classes),
+        Head(2 * w, out_dim(num_classes)),
     )
     return declare_layers(body, features="6.0", classifier="7.fc")

@@ -2,7 +2,7 @@
 
 Decoding runs in worker processes, chunk by chunk, while the main process scores the previous chunk. The workers
 start before the models are loaded, so on a cold start they decode while the engine is imported: ONNX Runtime for
-the architectures ``models.onnx_engine`` builds (no torch import at all), torch for the rest. With ``output`` the
+the architectures ``inference.onnx_engine`` builds (no torch import at all), torch for the rest. With ``output`` the
 rows are appended (JSON lines) as each chunk finishes, so an interrupted scan loses at most the chunk in flight,
 and ``resume=True`` skips every (path, model) already written.
 """
@@ -28,11 +28,9 @@ from .output import Verdict, done_keys, drop_torn_tail, to_jsonl
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
 
-    from ..inference.onnx_engine import OnnxDetector
-    from ..inference.scorer import Detector
+    from ..inference.contract import Scorer
 
-    Model: TypeAlias = "str | os.PathLike[str] | Detector"
-    Scorer: TypeAlias = "Detector | OnnxDetector"
+    Model: TypeAlias = "str | os.PathLike[str] | Scorer"
 
 
 ENGINES = ("auto", "torch", "onnx")
@@ -71,7 +69,8 @@ def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | Non
               engine: str = "auto") -> Iterator[list[Verdict]]:
     """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
 
-    ``models``: loaded ``Detector``s, bundled names or checkpoint paths (loaded once decoding has started).
+    ``models``: loaded ``Scorer``s (``Detector``, ``OnnxDetector``), bundled names or checkpoint paths (loaded once
+    decoding has started).
     """
     return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine)
 
@@ -115,8 +114,8 @@ def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> li
             continue
         runnable = not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available()
         if engine == "onnx" and not runnable:
-            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, "
-                             f"float32 (no --bf16) and one of the architectures {', '.join(onnx_engine.LAYERS)}")
+            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, float32 "
+                             f"(no --bf16) and one of the architectures {', '.join(onnx_engine.ARCHITECTURES)}")
         if engine != "torch" and runnable:
             p.detector = onnx_engine.OnnxDetector.load(p.source)
         else:
@@ -145,9 +144,7 @@ def _array_rows(path: str, dets: list[Scorer], threshold: float | None, skip: se
 def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold: float | None,
            skip: set[tuple[str, str]], bf16: bool, size: int) -> Iterator[list[Verdict]]:
     """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
-    from ..inference.onnx_engine import OnnxDetector
-
-    if all(isinstance(d, OnnxDetector) for d in dets):  # no torch here; ORT's idle threads do not spin
+    if not any(getattr(d, "uses_torch", True) for d in dets):  # no torch here; ORT's idle threads do not spin
         for start, results in stream:
             yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
         return

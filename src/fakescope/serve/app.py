@@ -26,6 +26,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from .._version import __version__
 from ..data import ImageError, decode_image
+from ..inference.contract import Scorer
 from ..inference.scorer import Detector
 from ..models import list_bundled
 from ..scanning.output import Verdict
@@ -165,7 +166,7 @@ def _spool(uploads: Sequence[UploadFile], folder: str) -> list[str]:
     return paths
 
 
-def _scan_files(paths: list[str], dets: list[Detector], threshold: float | None) -> dict[tuple[str, str], Verdict]:
+def _scan_files(paths: list[str], dets: list[Scorer], threshold: float | None) -> dict[tuple[str, str], Verdict]:
     rows: dict[tuple[str, str], Verdict] = {}
     for size in dict.fromkeys(d.image_size for d in dets):  # scan_iter needs one input size per call
         group = [d for d in dets if d.image_size == size]
@@ -174,7 +175,7 @@ def _scan_files(paths: list[str], dets: list[Detector], threshold: float | None)
     return rows
 
 
-def scan_uploads(ups: Sequence[UploadFile], dets: list[Detector], threshold: float | None,
+def scan_uploads(ups: Sequence[UploadFile], dets: list[Scorer], threshold: float | None,
                  lock: threading.Lock) -> list[dict[str, Any]]:
     """One row per file per model, in upload order; an unexpected failure becomes that file's ``error``."""
     names = [u.filename or f"upload-{i}" for i, u in enumerate(ups)]

@@ -185,7 +185,7 @@ def evasion_study(model: str, data: str, out: str, eps_list: tuple[float, ...] =
     spec = net.spec
     if not spec.binary:
         raise ValueError(f"{model}: evasion needs a binary detector, this one has classes {spec.classes}")
-    tta = bool(meta.get("tta", False))
+    tta = spec.tta
     test = subsample_per_class(load_dataset(data, task=spec.task, size=spec.image_size, split="test"), limit, seed)
     before = _evaluate(net, test, eps_list, steps, tta, seed)
     ft_eps = max(eps_list) if finetune_eps is None else float(finetune_eps)

@@ -59,7 +59,7 @@ def _train_and_test(cfg: TrainConfig, train: ImageSet, test: ImageSet, n_boot: i
     if not (run / "model.json").exists():
         fit(dataclasses.replace(cfg, resume=(run / "last.json").exists()), dataset=train, quiet=quiet)
     net, meta = load_checkpoint(run / "model.json")
-    tta = bool(meta.get("tta", False))
+    tta = net.spec.tta
     m = evaluate_arrays(net, test, tta=tta, n_boot=n_boot)
     epochs = [r for r in read_jsonl(run / "history.jsonl") if r.get("kind") == "epoch"]
     per_class = min(cfg.train_limit, *train.counts().values()) if cfg.train_limit else min(train.counts().values())

@@ -50,7 +50,7 @@ def robustness_study(model: str, data: str, out: str, split: str = "test", limit
         raise ValueError(f"unknown perturbation families {sorted(unknown)}; choose from {', '.join(PERTURBATIONS)}")
     net, meta = load_checkpoint(model)
     spec = net.spec
-    tta = bool(meta.get("tta", False))
+    tta = spec.tta
     ds = subsample_per_class(load_dataset(data, task=spec.task, size=spec.image_size, split=split), limit, seed)
     clean = {"family": "clean", "level": None, **_score(net, ds, tta, n_boot)}
     rows = [clean]

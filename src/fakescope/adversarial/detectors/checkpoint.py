@@ -45,7 +45,7 @@ class CheckpointDetector(AdversarialDetector):
         """Differentiable temperature-scaled logit of float [0, 1] NCHW images: ``score == sigmoid(log_odds)``."""
         net = self.model.net
         z = net.logits(x)
-        if self.model.tta:
+        if self.model.spec.tta:
             z = (z + net.logits(x.flip(3))) / 2
         return z.reshape(len(x)) / net.spec.temperature
 
