@@ -67,24 +67,22 @@ def train_loop(net: Net, x: np.ndarray, y: np.ndarray, epochs: int = 5, batch_si
                seed: int = 0) -> Net:
     """The seed recipe (Adam, BCE, no augmentation) on any NHWC array, uint8 or float, from ``net``'s current
     weights: for fine-tuning a pretrained model and for training on images divided by 255 twice."""
-    from ..training.loop import make_optimizer, train_step
+    from ..training.loop import make_optimizer, run_epoch
 
     cfg = TrainConfig(optimizer="adam", lr=lr, weight_decay=0.0, label_smoothing=0.0)
     opt = make_optimizer(cfg, net)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2), torch.from_numpy(y.astype(np.int64))
     gen = torch.Generator().manual_seed(seed)
-    net.train()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, max(1, len(xt) // batch_size) * batch_size, batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) > 1:  # BatchNorm needs two samples
-                train_step(net, opt, xt[idx], yt[idx], cfg, amp=False)
+        chunks = (perm[i:i + batch_size] for i in range(0, max(1, len(xt) // batch_size) * batch_size, batch_size))
+        run_epoch(net, opt, ((xt[idx], yt[idx]) for idx in chunks if len(idx) > 1), cfg)  # BatchNorm needs two
     return net.eval()
 
 
-def binary_metrics(net: Net, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy at 0.5 (logit > 0, the seed's verdict) and ROC-AUC of a binary net."""
+def seed_verdict_metrics(net: Net, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy of the seed's verdict (logit > 0, i.e. P >= 0.5 uncalibrated) and ROC-AUC of a binary net's logits
+    (not ``evaluation.metrics.binary_metrics``: no calibration, no threshold, no bootstrap)."""
     z = predict_logits(net, images).astype(np.float64)
     both = 0 < labels.sum() < len(labels)
     return {"accuracy": float(((z > 0).astype(np.int64) == labels).mean()),
@@ -222,7 +220,7 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
                          "victim": victim_path, "n_originals": n, "attack": {"name": attack, "eps": eps, **stats},
                          "epochs": epochs, "seed": seed}
     net_a = seed_cnn("seed-cnn-seed-split", full.subset(tr))
-    m_a = binary_metrics(net_a, *test)
+    m_a = seed_verdict_metrics(net_a, *test)
     r["seed_protocol"] = {"split": "train_test_split(test_size=0.2, random_state=42)", "n_train": len(tr),
                           "n_test": len(te), **m_a}
 
@@ -231,11 +229,11 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
         cnet, meta = load_checkpoint(cifake_model)
         if not cnet.spec.binary:
             raise ValueError(f"{cifake_model}: a binary (REAL/FAKE) model is needed, got {cnet.spec.classes}")
-        before = binary_metrics(cnet, *test)
+        before = seed_verdict_metrics(cnet, *test)
         torch.manual_seed(seed)
         train_loop(cnet, full.images[tr], full.labels[tr], epochs=epochs, seed=seed)
         r["cifake_pretrained"] = {"model": str(cifake_model), "arch": cnet.spec.arch, "before_fitting": before,
-                                  **binary_metrics(cnet, *test)}
+                                  **seed_verdict_metrics(cnet, *test)}
     else:
         r["cifake_pretrained"] = {"skipped": "no --cifake-model given"}
 
@@ -243,8 +241,8 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
     rows = []
     for e in strength_eps:
         s_full, s_stats = attacked_set(e)
-        m = m_a if e == eps else binary_metrics(seed_cnn(f"seed-cnn-{attack_tag(attack, e)}", s_full.subset(tr)),
-                                                s_full.images[te], s_full.labels[te])
+        m = m_a if e == eps else seed_verdict_metrics(
+            seed_cnn(f"seed-cnn-{attack_tag(attack, e)}", s_full.subset(tr)), s_full.images[te], s_full.labels[te])
         rows.append({"eps": e, "eps_grey_levels": e * 255, "victim_success_rate": s_stats.get("success_rate"),
                      "linf_max": s_stats.get("linf_max"), "l2_mean": s_stats.get("l2_mean"), **m})
     ex["attack_strength"] = rows
@@ -260,23 +258,23 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
                          image_size=net.spec.image_size))
     twice = (full.images.astype(np.float32) / 255.0) / 255.0
     train_loop(dnet, twice[tr], full.labels[tr], epochs=epochs, seed=seed)
-    ex["double_normalisation"] = {**dn, "seed_cnn_trained_on_twice_divided": binary_metrics(dnet, twice[te],
-                                                                                          full.labels[te])}
+    ex["double_normalisation"] = {**dn, "seed_cnn_trained_on_twice_divided": seed_verdict_metrics(
+        dnet, twice[te], full.labels[te])}
     del twice
 
     leaked = np.isin(groups[te], groups[tr])
     net_g = seed_cnn("seed-cnn-group-split", full.subset(gtr))
     ex["pair_split"] = {
         "seed_split": {"pair_leak": pair_leak(groups[tr], groups[te]), **m_a,
-                       "accuracy_pair_in_train": binary_metrics(net_a, full.images[te][leaked],
-                                                                full.labels[te][leaked])["accuracy"]
+                       "accuracy_pair_in_train": seed_verdict_metrics(net_a, full.images[te][leaked],
+                                                                      full.labels[te][leaked])["accuracy"]
                        if leaked.any() else None,
-                       "accuracy_pair_not_in_train": binary_metrics(net_a, full.images[te][~leaked],
-                                                                    full.labels[te][~leaked])["accuracy"]
+                       "accuracy_pair_not_in_train": seed_verdict_metrics(net_a, full.images[te][~leaked],
+                                                                          full.labels[te][~leaked])["accuracy"]
                        if (~leaked).any() else None},
         "group_split": {"split": "GroupShuffleSplit(test_size=0.2, random_state=42)",
                         "pair_leak": pair_leak(groups[gtr], groups[gte]),
-                        **binary_metrics(net_g, full.images[gte], full.labels[gte])}}
+                        **seed_verdict_metrics(net_g, full.images[gte], full.labels[gte])}}
     r["explanations"] = ex
 
     from ..adversarial.detectors.residual import ResidualCNN
@@ -289,7 +287,7 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
         cfg = TrainConfig(task="adversarial", image_size=net.spec.image_size, out=str(root / f"residual-cnn-{name}"),
                           **kw_n)
         rnet = _fit_or_load(cfg, full.subset(a), quiet)
-        r["residual_cnn"][name] = binary_metrics(rnet, full.images[b], full.labels[b])
+        r["residual_cnn"][name] = seed_verdict_metrics(rnet, full.images[b], full.labels[b])
     write_json(root / "reproduce.json", r)
     return r
 
