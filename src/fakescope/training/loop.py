@@ -76,7 +76,7 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Te
 
 def train_step(net: Net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                amp: bool) -> dict[str, float]:
-    """One optimisation step on a uint8 NCHW batch; returns ``{"loss", "acc"}``."""
+    """One optimisation step on an NCHW batch (uint8, or float in [0, 1]); returns ``{"loss", "acc"}``."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         z = net.logits(x)
     z = z.float()
