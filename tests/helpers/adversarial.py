@@ -10,7 +10,7 @@ import torch
 from fakescope.adversarial import write_attack
 from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net
 from fakescope.training.config import TrainConfig
-from fakescope.training.loop import make_optimizer, train_step
+from fakescope.training.loop import make_optimizer, run_epoch
 
 
 def structured(n: int, size: int = 32, seed: int = 0, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +35,7 @@ def tiny_victim() -> Net:
     cfg = TrainConfig(lr=0.01, optimizer="adam", label_smoothing=0.0, weight_decay=0.0)
     opt = make_optimizer(cfg, net)
     xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
-    for _ in range(30):
-        train_step(net, opt, xt, yt, cfg, amp=False)
+    run_epoch(net, opt, [(xt, yt)] * 30, cfg)  # the whole set as one batch, 30 times
     return net.eval()
 
 

@@ -10,7 +10,8 @@ import torch
 
 from fakescope.cli.main import main
 from fakescope.data import load_dataset, train_val_split
-from fakescope.inference.predict import calibrated, predict_logits
+from fakescope.inference.calibration import calibrated_probs
+from fakescope.inference.predict import predict_logits
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training.ensemble import assemble_ensemble
 from fakescope.training.loop import fit
@@ -50,7 +51,7 @@ def test_ensemble_command_calibrates_on_the_shared_validation_split(cifake_tiny:
     assert doc["metrics"]["test_size"] == 20 and 0.0 <= doc["metrics"]["test_accuracy"] <= 1.0
     assert json.loads((tmp_path / "ens" / "metrics.json").read_text())["n"] == 20
     _, val = train_val_split(load_dataset(str(cifake_tiny), "synthetic", 32, "train"), 0.2, 1)
-    probs = calibrated(net, predict_logits(net, val.images, tta=True))
+    probs = calibrated_probs(predict_logits(net, val.images, tta=True), net.spec.temperature)
     assert doc["metrics"]["val_acc"] == float(((probs >= net.spec.threshold) == val.labels).mean())
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "c"), "--data", str(cifake_tiny),
                  "--out", str(tmp_path / "bad")]) != 0  # different validation splits: refused

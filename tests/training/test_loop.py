@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from fakescope.inference.calibration import calibrated_probs, choose_threshold, 
 from fakescope.io import read_jsonl
 from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.training.config import TrainConfig, resolve_config
-from fakescope.training.loop import fit, lr_at, make_optimizer, train_step
+from fakescope.training.loop import fit, lr_at, make_optimizer, run_epoch, train_step
 from tests.helpers.training import fit_killed_after, tiny_cfg
 
 
@@ -31,6 +32,51 @@ def test_a_few_steps_lower_the_loss(cifake_tiny: Path) -> None:
     for _ in range(15):
         last = train_step(net, opt, x, y, cfg, amp=False)["loss"]
     assert last < 0.7 * first
+
+
+def test_run_epoch_is_train_step_over_the_transformed_batches() -> None:
+    """Per batch: the transform, then the learning rate, then one ``train_step``, then the callback."""
+    torch.manual_seed(0)
+    net = Net(ModelSpec(arch="fast", arch_kwargs={"width": 4})).eval()
+    ref = copy.deepcopy(net)
+    cfg = TrainConfig(lr=0.01, optimizer="adam", label_smoothing=0.0)
+    opt, ref_opt = make_optimizer(cfg, net), make_optimizer(cfg, ref)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(8) % 2
+    events: list[tuple[object, ...]] = []
+
+    def first_half(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        events.append(("transform", len(yb)))
+        return xb[:4], yb[:4]
+
+    def lr(i: int) -> float:
+        events.append(("lr", i))
+        return 0.01 * (i + 1)
+
+    def on_step(i: int, m: dict[str, float]) -> None:
+        events.append(("step", i, opt.param_groups[0]["lr"], sorted(m)))
+
+    steps = run_epoch(net, opt, [(x, y)] * 2, cfg, lr_schedule=lr, batch_transform=first_half, on_step=on_step)
+    assert net.training and len(steps) == 2
+    assert events == [("transform", 8), ("lr", 0), ("step", 0, 0.01, ["acc", "loss"]),
+                      ("transform", 8), ("lr", 1), ("step", 1, 0.02, ["acc", "loss"])]
+    ref.train()
+    for i in range(2):
+        for g in ref_opt.param_groups:
+            g["lr"] = 0.01 * (i + 1)
+        assert train_step(ref, ref_opt, x[:4], y[:4], cfg, amp=False) == steps[i]
+    for (k, a), b in zip(net.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_fit_restores_torch_rng_state_and_thread_count(cifake_tiny: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1234)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    fit(tiny_cfg(tmp_path / "run", cifake_tiny, epochs=1, seed=7, threads=threads + 1), quiet=True)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="batch size"):  # restored when fit fails too
+        fit(tiny_cfg(tmp_path / "big", cifake_tiny, batch_size=1000, threads=threads + 1), quiet=True)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
 
 
 def test_fit_writes_a_complete_run(cifake_tiny: Path, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..data import ImageSet, load_dataset
-from ..inference.predict import calibrated, predict_logits
+from ..inference.calibration import calibrated_probs
+from ..inference.predict import predict_logits
 from ..io import write_json, write_text
 from ..models.net import CIFAR10_CLASSES, Net
 from .metrics import binary_metrics, multiclass_metrics, reliability_bins
@@ -24,7 +25,8 @@ PLOTS = ("roc.png", "pr.png", "confusion.png", "reliability.png", "per_class.png
 
 def predict_probs(net: Net, ds: ImageSet, tta: bool, batch_size: int = 1024) -> np.ndarray:
     """Calibrated probabilities: P(label 1) (N,) for binary models, (N, C) otherwise."""
-    return calibrated(net, predict_logits(net, ds.images, batch_size=batch_size, tta=tta))
+    z = predict_logits(net, ds.images, batch_size=batch_size, tta=tta)
+    return calibrated_probs(z, net.spec.temperature).astype(np.float32)  # float32, as scans report them
 
 
 def evaluate_arrays(net: Net, ds: ImageSet, tta: bool, threshold: float | None = None, n_boot: int = 1000,

@@ -51,9 +51,3 @@ def predict_logits(net: Net, images: np.ndarray, batch_size: int | None = None, 
     if not out:
         return np.zeros((0,), np.float32)
     return torch.cat(out).numpy()
-
-
-def calibrated(net: Net, logits: np.ndarray) -> np.ndarray:
-    """Logits → calibrated probabilities with the checkpoint's temperature."""
-    z = torch.from_numpy(np.asarray(logits, np.float32)) / net.spec.temperature
-    return (torch.sigmoid(z) if z.dim() == 1 else torch.softmax(z, dim=1)).numpy()

@@ -18,8 +18,9 @@ from ..data import images_from_array
 from ..models import ModelSpec, Net, load_checkpoint
 from ..models.checkpoint import display_name
 from ..models.fuse import fuse_for_inference
+from .calibration import calibrated_probs
 from .contract import Scorer
-from .predict import calibrated, predict_logits
+from .predict import predict_logits
 
 
 @dataclass
@@ -71,7 +72,8 @@ class Detector:
         if arr.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"images are {arr.shape[1]}x{arr.shape[2]}; this model takes "
                              f"{self.image_size}x{self.image_size} (decode files with fakescope.data.decode_image)")
-        return calibrated(self.net, predict_logits(self.net, arr, batch_size, tta=self.tta, bf16=bf16))
+        logits = predict_logits(self.net, arr, batch_size, tta=self.tta, bf16=bf16)
+        return calibrated_probs(logits, self.net.spec.temperature).astype(np.float32)  # as the ONNX engine
 
     def labels(self, scores: np.ndarray, threshold: float | None = None) -> list[str]:
         """Verdict names for scores at ``threshold`` (default: the calibrated threshold of the checkpoint)."""

@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .._version import __version__
 from ..data import ImageSet, load_dataset, train_val_split
 from ..data.imageset import subsample_per_class
-from ..inference.calibration import calibrated_probs, choose_threshold, fit_temperature
+from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
 from ..io import write_json
 from ..models import load_checkpoint, save_checkpoint
@@ -129,38 +128,39 @@ def _evaluate(net: Net, test: ImageSet, eps_list: tuple[float, ...], steps: int,
 
 def _finetune(net: Net, train: ImageSet, eps: float, steps: int, epochs: int, lr: float, batch_size: int,
               seed: int) -> list[dict[str, float]]:
-    """Adversarial fine-tuning: each batch is half clean, half PGD (untargeted, at ``eps``); Adam at ``lr``."""
+    """Adversarial fine-tuning: each batch is half clean, half PGD (untargeted, at ``eps``); Adam at ``lr``, plain
+    BCE, through ``training.loop.run_epoch``. Returns each epoch's loss (mean over images)."""
+    from ..training.config import TrainConfig
+    from ..training.loop import run_epoch
+
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    cfg = TrainConfig(label_smoothing=0.0)
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = _floats(train.images), torch.from_numpy(train.labels)
+
+    def half_pgd(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = len(y) // 2
+        adv = attack(net, x[half:], y[half:], eps, steps, False, gen, "pgd")
+        net.train()
+        return torch.cat([x[:half], adv]), y
+
     log = []
     for epoch in range(epochs):
         perm = torch.randperm(len(train), generator=gen)
-        total, n = 0.0, 0
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on one image
-                continue
-            x, y = x_all[idx], y_all[idx]
-            half = len(idx) // 2
-            adv = attack(net, x[half:], y[half:], eps, steps, False, gen, "pgd")
-            net.train()
-            loss = F.binary_cross_entropy_with_logits(net.logits(torch.cat([x[:half], adv])).float(), y.float())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, n = total + loss.item() * len(idx), n + len(idx)
-        log.append({"epoch": epoch + 1, "loss": total / max(1, n)})
+        chunks = [idx for idx in perm.split(batch_size) if len(idx) >= 2]  # BatchNorm cannot train on one image
+        metrics = run_epoch(net, opt, ((x_all[idx], y_all[idx]) for idx in chunks), cfg, batch_transform=half_pgd)
+        total = sum(m["loss"] * len(idx) for m, idx in zip(metrics, chunks, strict=True))
+        log.append({"epoch": epoch + 1, "loss": total / max(1, sum(len(idx) for idx in chunks))})
     net.eval()
     return log
 
 
 def _recalibrate(net: Net, val: ImageSet, tta: bool) -> None:
-    z = predict_logits(net, val.images, tta=tta)
+    """Re-fit temperature and threshold (``calibrate``) on ``val``; kept as they were if it holds one class only."""
     if len(np.unique(val.labels)) < 2:
         return
-    net.spec.temperature = fit_temperature(z, val.labels)
-    net.spec.threshold = choose_threshold(calibrated_probs(z, net.spec.temperature), val.labels)
+    cal = calibrate(predict_logits(net, val.images, tta=tta), val.labels)
+    net.spec.temperature, net.spec.threshold = cal.temperature, cal.threshold
 
 
 def evasion_study(model: str, data: str, out: str, eps_list: tuple[float, ...] = DEFAULT_EPS, steps: int = 10,

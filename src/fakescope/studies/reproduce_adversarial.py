@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,24 +67,22 @@ def train_loop(net: Net, x: np.ndarray, y: np.ndarray, epochs: int = 5, batch_si
                seed: int = 0) -> Net:
     """The seed recipe (Adam, BCE, no augmentation) on any NHWC array, uint8 or float, from ``net``'s current
     weights: for fine-tuning a pretrained model and for training on images divided by 255 twice."""
-    from ..training.loop import make_optimizer, train_step
+    from ..training.loop import make_optimizer, run_epoch
 
     cfg = TrainConfig(optimizer="adam", lr=lr, weight_decay=0.0, label_smoothing=0.0)
     opt = make_optimizer(cfg, net)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2), torch.from_numpy(y.astype(np.int64))
     gen = torch.Generator().manual_seed(seed)
-    net.train()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, max(1, len(xt) // batch_size) * batch_size, batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) > 1:  # BatchNorm needs two samples
-                train_step(net, opt, xt[idx], yt[idx], cfg, amp=False)
+        chunks = (perm[i:i + batch_size] for i in range(0, max(1, len(xt) // batch_size) * batch_size, batch_size))
+        run_epoch(net, opt, ((xt[idx], yt[idx]) for idx in chunks if len(idx) > 1), cfg)  # BatchNorm needs two
     return net.eval()
 
 
-def binary_metrics(net: Net, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy at 0.5 (logit > 0, the seed's verdict) and ROC-AUC of a binary net."""
+def seed_verdict_metrics(net: Net, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy of the seed's verdict (logit > 0, i.e. P >= 0.5 uncalibrated) and ROC-AUC of a binary net's logits
+    (not ``evaluation.metrics.binary_metrics``: no calibration, no threshold, no bootstrap)."""
     z = predict_logits(net, images).astype(np.float64)
     both = 0 < labels.sum() < len(labels)
     return {"accuracy": float(((z > 0).astype(np.int64) == labels).mean()),
@@ -170,6 +168,50 @@ def _write_pairs(folder: Path, images: np.ndarray, adv: np.ndarray, labels: np.n
                  groups=np.r_[np.arange(n), np.arange(n)])
 
 
+@dataclasses.dataclass
+class _Setup:
+    """What the steps of one reproduction share: the victim, its ``n`` originals and where runs are kept."""
+
+    net: Net
+    victim_path: str | None
+    data: str
+    split: str
+    idx: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    attack: str
+    seed: int
+    epochs: int
+    root: Path
+    quiet: bool
+    say: Callable[[str], None]
+    pairs: dict[float, tuple[ImageSet, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+    def attacked_set(self, eps: float) -> tuple[ImageSet, dict[str, Any]]:
+        """The originals and their copies attacked at ``eps`` (paired ImageSet, attack stats), written once."""
+        from ..adversarial import create_attack, make_manifest, paired_imageset, run_attack
+        from ..adversarial.protocol import attack_tag
+
+        if eps not in self.pairs:
+            atk = create_attack(self.attack, self.net, eps=eps)
+            self.say(f"{attack_tag(self.attack, atk.eps)} on {len(self.images)} images")
+            adv, st = run_attack(self.net, self.images, self.labels, atk, seed=self.seed)
+            manifest = make_manifest(atk, st, self.seed, victim_net=self.net, victim_checkpoint=self.victim_path)
+            manifest["source"] = {"data": self.data, "split": self.split, "indices": self.idx.tolist()}
+            _write_pairs(self.root / "data" / attack_tag(self.attack, atk.eps), self.images, adv, self.labels,
+                         manifest)
+            self.pairs[eps] = (paired_imageset(self.images, adv), st)
+        return self.pairs[eps]
+
+    def seed_cnn(self, name: str, train: ImageSet) -> Net:
+        """A seed-cnn trained with the seed recipe into ``root/name`` (or read back from there)."""
+        self.say(f"seed-cnn: {name} ({len(train)} training images)")
+        return _fit_or_load(seed_adv_config(self.root / name, self.seed, self.epochs), train, self.quiet)
+
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
 def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.PathLike[str],
                           out: str | os.PathLike[str] = "runs/reproduce-adversarial", n: int = 7000,
                           attack: str = "fgsm", eps: float = 8 / 255, cifake_model: str | None = None,
@@ -184,114 +226,128 @@ def reproduce_adversarial(victim: str | os.PathLike[str] | Net, data: str | os.P
     budgets whose rounding loss is measured on ``n_rounding`` images. Runs already trained under ``out`` with the
     same settings and data are reused, so an interrupted reproduction picks up where it stopped.
     """
-    from ..adversarial import create_attack, make_manifest, paired_imageset, run_attack
-    from ..adversarial.protocol import attack_tag, pair_leak
-    from ..models import TASKS, ModelSpec
-
-    say = printer(quiet, "[reproduce adversarial]")
-    root = Path(out)
     net, victim_path = _load_victim(victim)
     ds = load_dataset(data, "classify", net.spec.image_size, split)
     if n > len(ds):
         raise ValueError(f"{n} originals asked for, {data} ({split}) holds {len(ds)}")
     idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
-    images, labels = ds.images[idx], ds.labels[idx]
-    pairs: dict[float, tuple[ImageSet, dict[str, Any]]] = {}
-
-    def attacked_set(e: float) -> tuple[ImageSet, dict[str, Any]]:
-        if e not in pairs:
-            atk = create_attack(attack, net, eps=e)
-            say(f"{attack_tag(attack, atk.eps)} on {n} images")
-            adv, st = run_attack(net, images, labels, atk, seed=seed)
-            manifest = make_manifest(atk, st, seed, victim_net=net, victim_checkpoint=victim_path)
-            manifest["source"] = {"data": str(data), "split": split, "indices": idx.tolist()}
-            _write_pairs(root / "data" / attack_tag(attack, atk.eps), images, adv, labels, manifest)
-            pairs[e] = (paired_imageset(images, adv), st)
-        return pairs[e]
-
-    def seed_cnn(name: str, train: ImageSet) -> Net:
-        say(f"seed-cnn: {name} ({len(train)} training images)")
-        return _fit_or_load(seed_adv_config(root / name, seed, epochs), train, quiet)
-
-    full, stats = attacked_set(eps)
-    groups = full.groups
-    tr, te = seed_split(len(full))
-    gtr, gte = group_aware_split(groups)
-    test = (full.images[te], full.labels[te])
+    s = _Setup(net, victim_path, str(data), split, idx, ds.images[idx], ds.labels[idx], attack, seed, epochs,
+               Path(out), quiet, printer(quiet, "[reproduce adversarial]"))
+    full, stats = s.attacked_set(eps)
+    seed_sp, group_sp = seed_split(len(full)), group_aware_split(full.groups)
+    tr, te = seed_sp
     r: dict[str, Any] = {"seed_reported_accuracy": SEED_REPORTED_ACCURACY, "data": str(data), "split": split,
                          "victim": victim_path, "n_originals": n, "attack": {"name": attack, "eps": eps, **stats},
                          "epochs": epochs, "seed": seed}
-    net_a = seed_cnn("seed-cnn-seed-split", full.subset(tr))
-    m_a = binary_metrics(net_a, *test)
+    net_a = s.seed_cnn("seed-cnn-seed-split", full.subset(tr))
+    m_a = seed_verdict_metrics(net_a, full.images[te], full.labels[te])
     r["seed_protocol"] = {"split": "train_test_split(test_size=0.2, random_state=42)", "n_train": len(tr),
                           "n_test": len(te), **m_a}
+    r["cifake_pretrained"] = _cifake_pretrained(s, cifake_model, full, seed_sp)
+    r["explanations"] = {
+        "attack_strength": _attack_strength(s, strength_eps, eps, m_a, seed_sp),
+        "uint8_rounding": _uint8_rounding(s, rounding_eps, n_rounding),
+        "double_normalisation": _double_normalisation(s, full, net_a, seed_sp),
+        "pair_split": _pair_split(s, full, net_a, m_a, seed_sp, group_sp)}
+    r["residual_cnn"] = _residual_cnn(s, full, residual_kw, seed_sp, group_sp)
+    write_json(s.root / "reproduce.json", r)
+    return r
 
-    if cifake_model:
-        say(f"CIFAKE model {cifake_model}: fitted further with the seed recipe")
-        cnet, meta = load_checkpoint(cifake_model)
-        if not cnet.spec.binary:
-            raise ValueError(f"{cifake_model}: a binary (REAL/FAKE) model is needed, got {cnet.spec.classes}")
-        before = binary_metrics(cnet, *test)
-        torch.manual_seed(seed)
-        train_loop(cnet, full.images[tr], full.labels[tr], epochs=epochs, seed=seed)
-        r["cifake_pretrained"] = {"model": str(cifake_model), "arch": cnet.spec.arch, "before_fitting": before,
-                                  **binary_metrics(cnet, *test)}
-    else:
-        r["cifake_pretrained"] = {"skipped": "no --cifake-model given"}
 
-    ex: dict[str, Any] = {}
+def _cifake_pretrained(s: _Setup, cifake_model: str | None, full: ImageSet, seed_sp: Split) -> dict[str, Any]:
+    """(b): a pretrained CIFAKE detector fitted further with the seed recipe, before and after, on the seed split."""
+    if not cifake_model:
+        return {"skipped": "no --cifake-model given"}
+    tr, te = seed_sp
+    s.say(f"CIFAKE model {cifake_model}: fitted further with the seed recipe")
+    cnet, _ = load_checkpoint(cifake_model)
+    if not cnet.spec.binary:
+        raise ValueError(f"{cifake_model}: a binary (REAL/FAKE) model is needed, got {cnet.spec.classes}")
+    before = seed_verdict_metrics(cnet, full.images[te], full.labels[te])
+    torch.manual_seed(s.seed)
+    train_loop(cnet, full.images[tr], full.labels[tr], epochs=s.epochs, seed=s.seed)
+    return {"model": str(cifake_model), "arch": cnet.spec.arch, "before_fitting": before,
+            **seed_verdict_metrics(cnet, full.images[te], full.labels[te])}
+
+
+def _attack_strength(s: _Setup, strength_eps: Sequence[float], eps: float, m_a: dict[str, Any],
+                     seed_sp: Split) -> list[dict[str, Any]]:
+    """One seed-cnn per FGSM budget on the seed split (the main budget's is ``m_a``, already measured)."""
+    from ..adversarial.protocol import attack_tag
+
+    tr, te = seed_sp
     rows = []
     for e in strength_eps:
-        s_full, s_stats = attacked_set(e)
-        m = m_a if e == eps else binary_metrics(seed_cnn(f"seed-cnn-{attack_tag(attack, e)}", s_full.subset(tr)),
-                                                s_full.images[te], s_full.labels[te])
+        s_full, s_stats = s.attacked_set(e)
+        m = m_a if e == eps else seed_verdict_metrics(
+            s.seed_cnn(f"seed-cnn-{attack_tag(s.attack, e)}", s_full.subset(tr)), s_full.images[te],
+            s_full.labels[te])
         rows.append({"eps": e, "eps_grey_levels": e * 255, "victim_success_rate": s_stats.get("success_rate"),
                      "linf_max": s_stats.get("linf_max"), "l2_mean": s_stats.get("l2_mean"), **m})
-    ex["attack_strength"] = rows
+    return rows
 
-    say("uint8 rounding")
-    k = min(n_rounding, n)
-    ex["uint8_rounding"] = [rounding_effect(net, images[:k], labels[:k], attack, e, seed) for e in rounding_eps]
 
-    say("double normalisation")
-    dn = double_normalisation_effect(images, full.images[n:], net_a)
-    torch.manual_seed(seed)
+def _uint8_rounding(s: _Setup, rounding_eps: Sequence[float], n_rounding: int) -> list[dict[str, Any]]:
+    """``rounding_effect`` of each budget on the first ``n_rounding`` originals."""
+    s.say("uint8 rounding")
+    k = min(n_rounding, len(s.images))
+    return [rounding_effect(s.net, s.images[:k], s.labels[:k], s.attack, e, s.seed) for e in rounding_eps]
+
+
+def _double_normalisation(s: _Setup, full: ImageSet, net_a: Net, seed_sp: Split) -> dict[str, Any]:
+    """What dividing by 255 twice does to the input, and a seed-cnn trained on such images."""
+    from ..models import TASKS, ModelSpec
+
+    tr, te = seed_sp
+    s.say("double normalisation")
+    dn = double_normalisation_effect(s.images, full.images[len(s.images):], net_a)
+    torch.manual_seed(s.seed)
     dnet = Net(ModelSpec(arch="seed-cnn", task="adversarial", classes=list(TASKS["adversarial"]),
-                         image_size=net.spec.image_size))
+                         image_size=s.net.spec.image_size))
     twice = (full.images.astype(np.float32) / 255.0) / 255.0
-    train_loop(dnet, twice[tr], full.labels[tr], epochs=epochs, seed=seed)
-    ex["double_normalisation"] = {**dn, "seed_cnn_trained_on_twice_divided": binary_metrics(dnet, twice[te],
-                                                                                          full.labels[te])}
-    del twice
+    train_loop(dnet, twice[tr], full.labels[tr], epochs=s.epochs, seed=s.seed)
+    return {**dn, "seed_cnn_trained_on_twice_divided": seed_verdict_metrics(dnet, twice[te], full.labels[te])}
 
+
+def _pair_split(s: _Setup, full: ImageSet, net_a: Net, m_a: dict[str, Any], seed_sp: Split,
+                group_sp: Split) -> dict[str, Any]:
+    """Pairs across train and test: the seed split's accuracy with and without the pair in train, and a seed-cnn
+    trained on a group-aware split."""
+    from ..adversarial.protocol import pair_leak
+
+    (tr, te), (gtr, gte) = seed_sp, group_sp
+    groups = full.groups
     leaked = np.isin(groups[te], groups[tr])
-    net_g = seed_cnn("seed-cnn-group-split", full.subset(gtr))
-    ex["pair_split"] = {
-        "seed_split": {"pair_leak": pair_leak(groups[tr], groups[te]), **m_a,
-                       "accuracy_pair_in_train": binary_metrics(net_a, full.images[te][leaked],
-                                                                full.labels[te][leaked])["accuracy"]
-                       if leaked.any() else None,
-                       "accuracy_pair_not_in_train": binary_metrics(net_a, full.images[te][~leaked],
-                                                                    full.labels[te][~leaked])["accuracy"]
-                       if (~leaked).any() else None},
-        "group_split": {"split": "GroupShuffleSplit(test_size=0.2, random_state=42)",
-                        "pair_leak": pair_leak(groups[gtr], groups[gte]),
-                        **binary_metrics(net_g, full.images[gte], full.labels[gte])}}
-    r["explanations"] = ex
+    net_g = s.seed_cnn("seed-cnn-group-split", full.subset(gtr))
 
+    def acc_where(mask: np.ndarray) -> float | None:
+        if not mask.any():
+            return None
+        return seed_verdict_metrics(net_a, full.images[te][mask], full.labels[te][mask])["accuracy"]
+
+    return {"seed_split": {"pair_leak": pair_leak(groups[tr], groups[te]), **m_a,
+                           "accuracy_pair_in_train": acc_where(leaked),
+                           "accuracy_pair_not_in_train": acc_where(~leaked)},
+            "group_split": {"split": "GroupShuffleSplit(test_size=0.2, random_state=42)",
+                            "pair_leak": pair_leak(groups[gtr], groups[gte]),
+                            **seed_verdict_metrics(net_g, full.images[gte], full.labels[gte])}}
+
+
+def _residual_cnn(s: _Setup, full: ImageSet, residual_kw: dict[str, Any] | None, seed_sp: Split,
+                  group_sp: Split) -> dict[str, Any]:
+    """For contrast: the residual-cnn detector (SRM high-pass) trained on each split."""
     from ..adversarial.detectors.residual import ResidualCNN
 
     kw = dict(ResidualCNN(**(residual_kw or {})).cfg_kw)
-    r["residual_cnn"] = {}
-    for name, (a, b) in (("seed_split", (tr, te)), ("group_split", (gtr, gte))):
-        say(f"residual-cnn on the {name.replace('_', ' ')}")
+    out = {}
+    for name, (a, b) in (("seed_split", seed_sp), ("group_split", group_sp)):
+        s.say(f"residual-cnn on the {name.replace('_', ' ')}")
         kw_n = {**kw, "batch_size": min(kw["batch_size"], max(2, int(len(a) * (1 - kw["val_fraction"])) - 2))}
-        cfg = TrainConfig(task="adversarial", image_size=net.spec.image_size, out=str(root / f"residual-cnn-{name}"),
-                          **kw_n)
-        rnet = _fit_or_load(cfg, full.subset(a), quiet)
-        r["residual_cnn"][name] = binary_metrics(rnet, full.images[b], full.labels[b])
-    write_json(root / "reproduce.json", r)
-    return r
+        cfg = TrainConfig(task="adversarial", image_size=s.net.spec.image_size,
+                          out=str(s.root / f"residual-cnn-{name}"), **kw_n)
+        rnet = _fit_or_load(cfg, full.subset(a), s.quiet)
+        out[name] = seed_verdict_metrics(rnet, full.images[b], full.labels[b])
+    return out
 
 
 def format_reproduce_adversarial(r: dict[str, Any]) -> str:

@@ -1,1 +1,2 @@
-"""Training: the config (defaults, file, flags), the one epoch/step loop (``fit``), resumable state, ensembles."""
+"""Training: the config (defaults, file, flags), the one step/epoch loop (``train_step``, ``run_epoch``) and
+``fit``, resumable state, ensembles."""

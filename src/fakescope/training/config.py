@@ -9,6 +9,14 @@ from typing import Any
 
 import tomllib
 
+from ..data.tasks import check_task
+from ..data.transforms import AUGMENTS
+
+SCHEDULES = ("onecycle", "constant")
+OPTIMIZERS = ("sgd", "adam")
+AMP_MODES = ("auto", "bf16", "off")
+DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
+
 
 @dataclass
 class TrainConfig:
@@ -41,8 +49,29 @@ class TrainConfig:
     resume: bool = False
     log_every: int = 50
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """A ``ValueError`` naming the field and its allowed values for an unknown choice."""
+        check_task(self.task)
+        for name, allowed in (("schedule", SCHEDULES), ("optimizer", OPTIMIZERS), ("augment", AUGMENTS),
+                              ("amp", AMP_MODES)):
+            _check_choice(name, getattr(self, name), allowed)
+        if not (self.device in DEVICES or _is_cuda_index(self.device)):
+            raise ValueError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _is_cuda_index(device: Any) -> bool:
+    return isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit()
 
 
 def validation_seed(config: dict[str, Any]) -> int | None:

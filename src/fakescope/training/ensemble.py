@@ -14,7 +14,7 @@ import torch
 
 from ..data.imageset import train_val_split
 from ..data.sources import load_dataset
-from ..inference.calibration import calibrated_probs, choose_threshold, fit_temperature
+from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
 from ..io import write_json
 from ..models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
@@ -66,15 +66,11 @@ def build_ensemble(models: list[str], data: str, out: str, tta: bool = True, qui
         raise ValueError(f"{data}: not the data the members trained on (fingerprint differs)")
     _, val = train_val_split(ds, frac, split_seed)
     say(f"ensemble of {len(models)}: calibrating on the members' shared validation split ({len(val)} images)")
-    logits = predict_logits(net, val.images, tta=tta)
-    net.spec.temperature = fit_temperature(logits, val.labels)
-    probs = calibrated_probs(logits, net.spec.temperature)
-    if net.spec.binary:
-        net.spec.threshold = choose_threshold(probs, val.labels)
-        pred = (probs >= net.spec.threshold).astype(int)
-    else:
-        pred = probs.argmax(1)
-    val_acc = float((pred == val.labels).mean())  # what to choose ensembles by: test figures are for reporting
+    cal = calibrate(predict_logits(net, val.images, tta=tta), val.labels)
+    net.spec.temperature = cal.temperature
+    if cal.threshold is not None:
+        net.spec.threshold = cal.threshold
+    val_acc = cal.val_acc  # what to choose ensembles by: test figures are for reporting
     say(f"validation accuracy {val_acc:.4f} at threshold {net.spec.threshold:.3f}")
     metrics: dict[str, Any] = {"val_acc": val_acc, "val_size": len(val)}
     run = Path(out)

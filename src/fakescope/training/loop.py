@@ -1,6 +1,8 @@
 """The fit loop: CPU or CUDA (bf16 autocast), one JSON line per logged step, checkpoint every epoch, resume.
 
-``train_step`` and ``evaluate_split`` are plain functions returning dicts of metrics. Randomness is derived from
+``train_step`` (one optimisation step) and ``run_epoch`` (one pass over a sequence of batches) are the one training
+loop: ``fit``, the adversarial fine-tuning of the evasion study and the seed-recipe loop of ``reproduce adversarial``
+all train through them. ``train_step`` and ``evaluate_split`` return dicts of metrics. Randomness is derived from
 ``(seed, epoch)``, so a run resumed from its last complete epoch continues exactly as if never stopped.
 """
 
@@ -9,6 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,10 @@ import torch.nn.functional as F
 
 from .._version import __version__
 from ..data import ImageSet, load_dataset, train_val_split
-from ..data.imageset import check_balance
+from ..data.imageset import check_balance, subsample_per_class
 from ..data.tasks import task_classes
-from ..data.transforms import AUGMENTS, degrade, random_flip, random_translate
-from ..inference.calibration import calibrated_probs, choose_threshold, fit_temperature
+from ..data.transforms import degrade, random_flip, random_translate
+from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import ModelSpec, Net, save_checkpoint
@@ -47,6 +52,11 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * (0.5 * (1 + math.cos(math.pi * frac)) * 0.99 + 0.01)
 
 
+def use_amp(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast: ``amp`` bf16 everywhere, ``auto`` on CUDA only."""
+    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+
+
 def make_optimizer(cfg: TrainConfig, net: Net) -> torch.optim.Optimizer:
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
@@ -66,7 +76,7 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Te
 
 def train_step(net: Net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                amp: bool) -> dict[str, float]:
-    """One optimisation step on a uint8 NCHW batch; returns ``{"loss", "acc"}``."""
+    """One optimisation step on an NCHW batch (uint8, or float in [0, 1]); returns ``{"loss", "acc"}``."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         z = net.logits(x)
     z = z.float()
@@ -78,6 +88,34 @@ def train_step(net: Net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.T
     return {"loss": loss.item(), "acc": (pred == y).float().mean().item()}
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def run_epoch(net: Net, opt: torch.optim.Optimizer, batches: Iterable[Batch], cfg: TrainConfig, amp: bool = False,
+              lr_schedule: Callable[[int], float] | None = None,
+              batch_transform: Callable[[torch.Tensor, torch.Tensor], Batch] | None = None,
+              on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """One pass of ``train_step`` over ``batches`` ((x, y) pairs) in train mode; returns each step's metrics.
+
+    Per batch, in this order: ``batch_transform(x, y)`` gives the batch to train on (augmentation, adversarial
+    examples; it must leave the model in train mode), ``lr_schedule(i)`` sets the learning rate of step ``i``
+    (0-based within this epoch), the step runs, then ``on_step(i, metrics)`` is called (logging, progress).
+    """
+    net.train()
+    steps = []
+    for i, (x, y) in enumerate(batches):
+        if batch_transform is not None:
+            x, y = batch_transform(x, y)
+        if lr_schedule is not None:
+            lr = lr_schedule(i)
+            for g in opt.param_groups:
+                g["lr"] = lr
+        steps.append(train_step(net, opt, x, y, cfg, amp))
+        if on_step is not None:
+            on_step(i, steps[-1])
+    return steps
+
+
 def evaluate_split(net: Net, ds: ImageSet, tta: bool = False) -> dict[str, Any]:
     """Loss and accuracy on a held-out split (raw logits returned for calibration)."""
     z = predict_logits(net, ds.images, tta=tta)
@@ -87,49 +125,98 @@ def evaluate_split(net: Net, ds: ImageSet, tta: bool = False) -> dict[str, Any]:
     return {"loss": loss, "acc": float((pred == ds.labels).mean()), "logits": z}
 
 
-def _subsample(ds: ImageSet, per_class: int, seed: int) -> ImageSet:
-    rng = np.random.default_rng(seed + 7)
-    idx = [rng.permutation(np.flatnonzero(ds.labels == c))[:per_class] for c in range(len(ds.classes))]
-    return ds.subset(np.sort(np.concatenate(idx)))
+@dataclass
+class _Run:
+    """What the epochs of one ``fit`` share."""
+
+    dir: Path
+    cfg: TrainConfig
+    net: Net
+    opt: torch.optim.Optimizer
+    train: ImageSet
+    val: ImageSet
+    device: torch.device
+    amp: bool
+    quiet: bool
 
 
 def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Train, calibrate on validation, save ``model.safetensors/json`` in ``cfg.out``; returns final metrics."""
+    """Train, calibrate on validation, save ``model.safetensors/json`` in ``cfg.out``; returns final metrics.
+
+    For the run only, torch's global RNG is seeded with ``cfg.seed`` and its thread count set to ``cfg.threads``
+    (0: left as it is); both are restored afterwards, also when training fails.
+    """
+    run = _prepare_dir(cfg)
+    device = pick_device(cfg.device)
+    say = printer(quiet)
+    with _torch_globals(cfg, device):
+        ds, train, val = _load_data(cfg, dataset)
+        say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
+        net, opt = _build(cfg, ds.classes, device)
+        start_epoch, step = _resume(run, cfg, net, opt, say)
+        r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet)
+        x_all = torch.from_numpy(train.images).permute(0, 3, 1, 2).to(device).contiguous(
+            memory_format=torch.channels_last)
+        y_all = torch.from_numpy(train.labels).to(device)
+        for epoch in range(start_epoch, cfg.epochs):
+            step = _fit_epoch(r, x_all, y_all, epoch, step, say)
+        return finalize(run, net, val, cfg, ds.fingerprint)
+
+
+def _prepare_dir(cfg: TrainConfig) -> Path:
+    """``cfg.out``, created, refusing to overwrite a finished or interrupted run unless resuming; writes config."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and (run / "last.json").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     write_json(run / "config.json", cfg.to_dict())
-    torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    if cfg.amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be auto, bf16 or off, got {cfg.amp!r}")
-    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-    if cfg.augment not in AUGMENTS:
-        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {cfg.augment!r}")
-    say = printer(quiet)
+    return run
 
+
+@contextmanager
+def _torch_globals(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Seed torch's global RNG (CPU, and CUDA when training there) with ``cfg.seed`` and use ``cfg.threads``
+    threads inside the block; restore the previous RNG state and thread count on exit."""
+    threads = torch.get_num_threads()
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        if cuda:
+            torch.manual_seed(cfg.seed)
+        else:  # the CPU generator only: CUDA's is neither used nor forked
+            torch.random.default_generator.manual_seed(cfg.seed)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            yield
+        finally:
+            if cfg.threads:
+                torch.set_num_threads(threads)
+
+
+def _load_data(cfg: TrainConfig, dataset: ImageSet | None) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """The training data (at most ``cfg.train_limit`` images per class) and its train / validation split."""
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.task, cfg.image_size, "train",
                                                           workers=cfg.workers or None)
-    if cfg.train_limit:
-        ds = _subsample(ds, cfg.train_limit, cfg.seed)
+    ds = subsample_per_class(ds, cfg.train_limit, cfg.seed)
     check_balance(ds)
     train, val = train_val_split(ds, cfg.val_fraction, validation_seed(cfg.to_dict()))
-    say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
-    classes = task_classes(cfg.task, ds.classes)
-    spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=list(classes), image_size=cfg.image_size,
-                     arch_kwargs=dict(cfg.arch_kwargs))
-    net = Net(spec).to(device).to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, net)
-    x_all = torch.from_numpy(train.images).permute(0, 3, 1, 2).to(device).contiguous(
-        memory_format=torch.channels_last)
-    y_all = torch.from_numpy(train.labels).to(device)
-    steps_per_epoch = len(train) // cfg.batch_size
-    if steps_per_epoch < 1:
+    if len(train) < cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(train)} training images")
-    total = steps_per_epoch * cfg.epochs
+    return ds, train, val
+
+
+def _build(cfg: TrainConfig, data_classes: list[str], device: torch.device) -> tuple[Net, torch.optim.Optimizer]:
+    """A freshly initialised model (from torch's global RNG) on ``device`` and its optimizer."""
+    spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=task_classes(cfg.task, data_classes),
+                     image_size=cfg.image_size, arch_kwargs=dict(cfg.arch_kwargs))
+    net = Net(spec).to(device).to(memory_format=torch.channels_last)
+    return net, make_optimizer(cfg, net)
+
+
+def _resume(run: Path, cfg: TrainConfig, net: Net, opt: torch.optim.Optimizer,
+            say: Callable[[str], None]) -> tuple[int, int]:
+    """(first epoch to train, global step): the saved state when resuming, and a history without the lines of
+    an interrupted epoch (none at all for a fresh run)."""
     start_epoch, step = 0, 0
     if cfg.resume and (run / "last.json").exists():
         start_epoch, step = load_state(run, net, opt)
@@ -140,59 +227,71 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     elif history.exists():  # drop step lines from the epoch that was interrupted
         kept = [r for r in read_jsonl(history) if r.get("epoch", 0) <= start_epoch]
         write_bytes(history, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    return start_epoch, step
 
-    for epoch in range(start_epoch, cfg.epochs):
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        perm = torch.randperm(len(train), generator=gen).to(device)
-        net.train()
-        t0, run_loss, run_acc = time.perf_counter(), 0.0, 0.0
-        with Progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet) as bar:
-            for i in range(steps_per_epoch):
-                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                x = x_all[idx]
-                if cfg.flip:
-                    x = random_flip(x, gen)
-                if cfg.translate:
-                    x = random_translate(x, gen, cfg.translate)
-                if cfg.augment != "none":
-                    x = degrade(x, gen, y_all[idx] if cfg.augment == "negatives" else None)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(cfg, step, total)
-                m = train_step(net, opt, x, y_all[idx], cfg, amp)
-                step += 1
-                run_loss, run_acc = run_loss + m["loss"], run_acc + m["acc"]
-                bar.update(loss=run_loss / (i + 1), acc=run_acc / (i + 1))
-                if cfg.log_every and step % cfg.log_every == 0:
-                    append_jsonl(history, {"kind": "step", "epoch": epoch + 1, "step": step,
-                                           "lr": opt.param_groups[0]["lr"], **m})
-        train_seconds = time.perf_counter() - t0
-        ev = evaluate_split(net, val)
-        rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": run_loss / steps_per_epoch,
-               "train_acc": run_acc / steps_per_epoch, "val_loss": ev["loss"], "val_acc": ev["acc"],
-               "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
-        append_jsonl(history, rec)
-        save_state(run, net, opt, epoch + 1, step)
-        say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
-            f"val loss {ev['loss']:.4f} acc {ev['acc']:.4f} | {rec['seconds']:.1f}s")
 
-    return finalize(run, net, val, cfg, ds.fingerprint)
+def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor, torch.Tensor], Batch]:
+    """The batch transform of ``cfg``'s augmentations (flip, translate, degradations), drawn from ``gen``."""
+
+    def augment(x: torch.Tensor, y: torch.Tensor) -> Batch:
+        if cfg.flip:
+            x = random_flip(x, gen)
+        if cfg.translate:
+            x = random_translate(x, gen, cfg.translate)
+        if cfg.augment != "none":
+            x = degrade(x, gen, y if cfg.augment == "negatives" else None)
+        return x, y
+
+    return augment
+
+
+def _fit_epoch(r: _Run, x_all: torch.Tensor, y_all: torch.Tensor, epoch: int, start: int,
+               say: Callable[[str], None]) -> int:
+    """Train epoch ``epoch`` (0-based) from global step ``start``, validate, log and save state; the new step."""
+    cfg = r.cfg
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    perm = torch.randperm(len(r.train), generator=gen).to(r.device)
+    n_steps = len(r.train) // cfg.batch_size
+    total = n_steps * cfg.epochs
+    history = r.dir / "history.jsonl"
+    batches = ((x_all[idx], y_all[idx]) for idx in (perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                                                    for i in range(n_steps)))
+    t0, sums = time.perf_counter(), {"loss": 0.0, "acc": 0.0}
+    with Progress(n_steps, f"epoch {epoch + 1}/{cfg.epochs}", disable=r.quiet) as bar:
+
+        def log(i: int, m: dict[str, float]) -> None:
+            sums["loss"], sums["acc"] = sums["loss"] + m["loss"], sums["acc"] + m["acc"]
+            bar.update(loss=sums["loss"] / (i + 1), acc=sums["acc"] / (i + 1))
+            if cfg.log_every and (start + i + 1) % cfg.log_every == 0:
+                append_jsonl(history, {"kind": "step", "epoch": epoch + 1, "step": start + i + 1,
+                                       "lr": r.opt.param_groups[0]["lr"], **m})
+
+        steps = run_epoch(r.net, r.opt, batches, cfg, r.amp, lr_schedule=lambda i: lr_at(cfg, start + i, total),
+                          batch_transform=_augmenter(cfg, gen), on_step=log)
+    step = start + len(steps)
+    train_seconds = time.perf_counter() - t0
+    ev = evaluate_split(r.net, r.val)
+    rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": sums["loss"] / n_steps,
+           "train_acc": sums["acc"] / n_steps, "val_loss": ev["loss"], "val_acc": ev["acc"],
+           "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
+    append_jsonl(history, rec)
+    save_state(r.dir, r.net, r.opt, epoch + 1, step)
+    say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
+        f"val loss {ev['loss']:.4f} acc {ev['acc']:.4f} | {rec['seconds']:.1f}s")
+    return step
 
 
 def finalize(run: Path, net: Net, val: ImageSet, cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
-    """Fit temperature and threshold on validation, save the exported checkpoint and curves."""
+    """Calibrate (temperature, and the threshold of binary models) on validation, save the exported checkpoint
+    and the curves."""
     net = net.to("cpu").to(memory_format=torch.contiguous_format)
     ev = evaluate_split(net, val, tta=cfg.tta)
-    spec = net.spec
-    if spec.binary:
-        spec.temperature = fit_temperature(ev["logits"], val.labels)
-        probs = calibrated_probs(ev["logits"], spec.temperature)
-        spec.threshold = choose_threshold(probs, val.labels)
-        val_acc = float(((probs >= spec.threshold).astype(int) == val.labels).mean())
-    else:
-        spec.temperature = fit_temperature(ev["logits"], val.labels)
-        val_acc = ev["acc"]
-    spec.arch_kwargs = {**spec.arch_kwargs}
-    metrics = {"val_acc": val_acc, "val_loss": ev["loss"], "val_size": len(val)}
+    cal = calibrate(ev["logits"], val.labels)
+    net.spec.temperature = cal.temperature
+    if cal.threshold is not None:
+        net.spec.threshold = cal.threshold
+    net.spec.arch_kwargs = {**net.spec.arch_kwargs}
+    metrics = {"val_acc": cal.val_acc, "val_loss": ev["loss"], "val_size": len(val)}
     save_checkpoint(net, run / "model", train_config=cfg.to_dict(), data_fingerprint=fingerprint,
                     metrics=metrics, tta=cfg.tta, trained_with=f"fakescope {__version__}")
     try:

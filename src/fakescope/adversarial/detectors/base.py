@@ -13,16 +13,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ...data.imageset import ImageSet
+from ...inference.calibration import threshold_at_fpr as threshold_at_fpr  # re-exported: the detectors' threshold
 from ...registry import Registry
-
-
-def threshold_at_fpr(clean_scores: np.ndarray, fpr: float = 0.05) -> float:
-    """The smallest observed clean score with at most ``fpr`` of ``clean_scores`` strictly above it."""
-    s = np.sort(np.asarray(clean_scores, np.float64))
-    if not len(s):
-        raise ValueError("no clean scores to set a threshold on")
-    k = int(np.floor(fpr * len(s) + 1e-9))
-    return float(s[max(0, len(s) - 1 - k)])
 
 
 def paired_imageset(clean: np.ndarray, attacked: np.ndarray, groups: np.ndarray | None = None) -> ImageSet:

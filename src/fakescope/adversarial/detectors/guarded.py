@@ -19,12 +19,11 @@ import torch
 
 from ...data.imageset import ImageSet
 from ...data.sources import load_dataset
-from ...inference.calibration import calibrated_probs, fit_temperature
+from ...inference.calibration import calibrate
 from ...inference.predict import predict_logits, to_tensor
 from ...io import sha256_file, write_json
 from ...models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
 from ...progress import printer
-from .base import threshold_at_fpr
 
 
 def _check_pair(res: Net, vic: Net) -> None:
@@ -88,11 +87,9 @@ def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) ->
     net.body.offset.zero_()
     raw = predict_logits(net, val.images, tta=tta).reshape(-1)
     net.body.offset.fill_(platt_offset(raw, val.labels))
-    logits = raw - float(net.body.offset)
-    temperature = fit_temperature(logits, val.labels)
-    probs = calibrated_probs(logits, temperature)
-    thr = threshold_at_fpr(probs[val.labels == 0], fpr)
-    net.spec.temperature, net.spec.threshold = float(temperature), float(thr)
+    cal = calibrate(raw - float(net.body.offset), val.labels, threshold=fpr)  # threshold at ``fpr`` on clean
+    probs, thr = cal.probs, cal.threshold
+    net.spec.temperature, net.spec.threshold = cal.temperature, thr
     return {"val_clean": int(len(clean)), "val_attacked": int((val.labels == 1).sum()),
             "val_fpr": float((probs[val.labels == 0] > thr).mean()),
             "val_tpr": float((probs[val.labels == 1] > thr).mean()),

@@ -46,7 +46,7 @@ class ResidualCNN(AdversarialDetector):
     def fit(self, clean: np.ndarray, attacked: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> ResidualCNN:
         from ...models.checkpoint import load_checkpoint
-        from ...training.config import TrainConfig
+        from ...training.config import TrainConfig, validation_seed
         from ...training.loop import fit
 
         if attacked is None:
@@ -59,7 +59,7 @@ class ResidualCNN(AdversarialDetector):
             cfg = TrainConfig(task="adversarial", image_size=int(clean.shape[1]), out=str(run), **kw)
             self.metrics = fit(cfg, dataset=ds, quiet=True)
             self.net, _ = load_checkpoint(run / "model.json")
-        _, val = train_val_split(ds, cfg.val_fraction, cfg.seed)  # the split fit used
+        _, val = train_val_split(ds, cfg.val_fraction, validation_seed(cfg.to_dict()))  # the split fit used
         self.threshold = threshold_at_fpr(self.score(val.images[val.labels == 0]), self.fpr)
         return self
 
