@@ -30,7 +30,7 @@ from fakescope.adversarial import (
 from fakescope.adversarial.adaptive import adaptive_evaluation, adaptive_pgd
 from fakescope.adversarial.attacks.stats import predict
 from fakescope.adversarial.manifest import write_attack
-from fakescope.adversarial.protocol import gaussian_like, l2_per_image, noisy_negatives, tpr_at_fpr
+from fakescope.adversarial.protocol import gaussian_like, l2_per_image, noisy_negatives
 from fakescope.cli.main import main
 from fakescope.data import DataError, ImageSet, load_dataset
 from fakescope.data.cifar import UnsafePickleError, safe_load_batch
@@ -178,7 +178,10 @@ def test_evaluate_scores() -> None:
     rng = np.random.default_rng(0)
     chance = evaluate_scores(rng.normal(size=2000), rng.normal(size=2000), threshold=0.0)
     assert abs(chance["auroc"] - 0.5) < 0.05 and chance["tpr_at_5fpr"] < 0.1
-    assert tpr_at_fpr(np.r_[np.zeros(100), np.ones(10)], np.r_[np.arange(100.0), 98.5 + np.arange(10)], 0.01) == 1.0
+    assert evaluate_scores(np.arange(100.0), 98.5 + np.arange(10))["tpr_at_1fpr"] == 1.0
+    # tied clean/attacked scores (the diagonal ROC): read with sklearn's collinear points dropped, as always
+    tied = evaluate_scores(np.arange(100.0), np.arange(100.0))
+    assert tied["tpr_at_1fpr"] == tied["tpr_at_5fpr"] == 0.01 and tied["auroc"] == 0.5
 
 
 def test_noisy_negatives_match_l2() -> None:

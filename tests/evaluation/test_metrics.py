@@ -107,6 +107,16 @@ def test_tpr_at_fpr_by_hand() -> None:
     assert thr == {"0": 0.95, "0.2": 0.5, "0.5": 0.35}
     m = binary_metrics(y, s, n_boot=0)
     assert m["tpr_at_fpr"] == {"0.01": 0.25, "0.05": 0.25}
+    assert tpr_at_fpr(y, s, targets=(0.0, 0.2, 0.5), drop_intermediate=True) == (tpr, thr)  # no ties: the same
+
+
+def test_tpr_at_fpr_with_ties_and_dropped_points() -> None:
+    # each score held by one negative and one positive: the ROC is the diagonal (0, 0), (.25, .25), ..., (1, 1)
+    y = np.array([0, 1] * 4)
+    s = np.repeat([4.0, 3.0, 2.0, 1.0], 2)
+    assert tpr_at_fpr(y, s, targets=(0.5,))[0] == {"0.5": 0.5}
+    # sklearn's drop_intermediate keeps only the ends of the collinear run: the reading falls back to (.25, .25)
+    assert tpr_at_fpr(y, s, targets=(0.5,), drop_intermediate=True)[0] == {"0.5": 0.25}
 
 
 def test_per_class_accuracy_from_cifar_class() -> None:

@@ -13,6 +13,7 @@ from .attacks.art import art_classifier
 from .attacks.base import ATTACKS, Attack, VictimLogits, create_attack, list_attacks, run_attack, to_uint8
 from .attacks.cw import torch_cw_l2
 from .attacks.deepfool import torch_deepfool
+from .attacks.pgd import pgd_linf, torch_pgd
 from .attacks.stats import attack_stats, perturbation_stats, ssim
 from .benchmark import adversarial_benchmark
 from .detectors.base import (
@@ -45,7 +46,8 @@ __all__ = [
     "FeatureSqueezing", "Mahalanobis",
     "ResidualCNN", "VictimLogits", "art_classifier", "attack_stats", "create_attack", "create_detector", "list_attacks",
     "list_detectors", "make_manifest", "paired_imageset", "perturbation_stats", "read_attack", "run_attack", "ssim",
-    "threshold_at_fpr", "to_uint8", "torch_cw_l2", "torch_deepfool", "verify_manifest", "write_attack",
+    "threshold_at_fpr", "to_uint8", "torch_cw_l2", "torch_deepfool", "torch_pgd", "pgd_linf", "verify_manifest",
+    "write_attack",
     "adaptive_evaluation", "adaptive_pgd", "adversarial_benchmark", "attack_sets_from_dirs",
     "build_attack_sets", "evaluate_detector",
     "evaluate_scores", "fit_detector", "group_split", "noisy_negatives", "pair_leak",

@@ -1,4 +1,4 @@
-"""Adaptive attack: L∞ PGD against the victim AND a differentiable detector at once.
+"""Adaptive attack: L∞ PGD (``attacks.pgd.pgd_linf``) against the victim AND a differentiable detector at once.
 
 Each step follows ``-(ĝ_victim + λ·ĝ_detector)``, the per-image L2-normalised gradients of two hinge losses:
 ``relu(z_y - max_{j≠y} z_j)`` (the victim still right) and ``relu(score - threshold)`` (the detector still
@@ -7,15 +7,14 @@ detector's score (a logit for residual-cnn, a squared distance for Mahalanobis):
 Carlini & Wagner (2017, "Adversarial examples are not easily detected"), in its ``CE - λ·score`` spirit.
 Every step is judged on the ROUNDED uint8 image (what an attacker would save), kept within ε (L∞) of the
 original; per image, the first rounded point that both fools the victim and scores at or below the threshold is
-kept. A trained checkpoint (``CheckpointDetector``, score = calibrated probability) is attacked through its
+kept. The score and threshold come from the detector's ``attack_objective()`` (a trained checkpoint offers its
 log-odds against the log-odds of its threshold: the same decision, without the float32 sigmoid's vanishing
-gradient on confidently detected images.
+gradient on confidently detected images); a detector without one gets a note instead of an attack.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,50 +22,9 @@ import torch
 
 from ..models.net import Net
 from .attacks.base import VictimLogits, seeded
+from .attacks.pgd import pgd_linf
 from .attacks.stats import predict
-from .detectors.base import AdversarialDetector
-from .detectors.checkpoint import CheckpointDetector
-from .detectors.mahalanobis import Mahalanobis
-from .detectors.residual import ResidualCNN
-
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def differentiable_score(det: AdversarialDetector) -> ScoreFn | None:
-    """A torch function float [0, 1] NCHW → the detector's score (as ``det.score``), or ``None`` when the
-    detector is not differentiable (feature squeezing rounds bit depth and takes medians)."""
-    if isinstance(det, CheckpointDetector):
-        return lambda x: torch.sigmoid(det.log_odds(x))
-    if isinstance(det, ResidualCNN) and det.net is not None:
-        rnet = det.net.eval()
-        return lambda x: rnet.logits(x).reshape(len(x))
-    if isinstance(det, Mahalanobis) and det.means.size:
-        module = dict(det.net.named_modules())[det.layer]
-        mu, prec = torch.from_numpy(det.means), torch.from_numpy(det.precision)
-
-        def maha(x: torch.Tensor) -> torch.Tensor:
-            grabbed: list[torch.Tensor] = []
-            handle = module.register_forward_pre_hook(lambda _m, args: grabbed.append(args[0].flatten(1)))
-            try:
-                det.net.eval()(x)
-            finally:
-                handle.remove()
-            d = grabbed[0].double()[:, None, :] - mu.to(x.device)[None]
-            return torch.einsum("nkd,de,nke->nk", d, prec.to(x.device), d).min(1).values
-
-        return maha
-    return None
-
-
-def attack_objective(det: AdversarialDetector) -> tuple[ScoreFn, float] | None:
-    """(score function, threshold) that adaptive PGD pushes below: the log-odds and the threshold's log-odds for a
-    probability-scored checkpoint, else ``differentiable_score`` and ``det.threshold``; ``None`` if not
-    differentiable."""
-    if isinstance(det, CheckpointDetector):
-        t = min(max(det.threshold, 1e-12), 1.0 - 1e-12)
-        return det.log_odds, math.log(t / (1.0 - t))
-    fn = differentiable_score(det)
-    return None if fn is None else (fn, det.threshold)
+from .detectors.base import AdversarialDetector, ScoreFn
 
 
 def _round_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
@@ -77,8 +35,31 @@ def _round_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tenso
     return torch.minimum(torch.maximum(q, lo), hi) / 255.0
 
 
-def _unit(g: torch.Tensor) -> torch.Tensor:
-    return g / g.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *([1] * (g.dim() - 1)))
+def _adaptive_batch(model: VictimLogits, score_fn: ScoreFn, x0: torch.Tensor, y: torch.Tensor, eps: float,
+                    threshold: float, steps: int, step_size: float | None, lam: float) -> torch.Tensor:
+    """One batch of ``adaptive_pgd``: the rounded points, per image the first success, else the last one."""
+    onehot = torch.nn.functional.one_hot(y, model(x0[:1]).shape[1]).float()
+
+    def hinges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = model(x)
+        return ((z * onehot).sum(1) - (z - 1e9 * onehot).amax(1)).clamp(min=0), (score_fn(x) - threshold).clamp(min=0)
+
+    best = x0.clone()
+    done = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
+
+    def judge(x: torch.Tensor) -> bool:
+        nonlocal done
+        with torch.no_grad():
+            q = _round_project(x, x0, eps)
+            ok = (model(q).argmax(1) != y) & (score_fn(q) <= threshold)
+            best[~done] = q[~done]  # the latest point until one succeeds, then the first success
+            done = done | ok
+        return bool(done.all())
+
+    noise = torch.empty_like(x0).uniform_(-eps, eps)  # in x0's (NHWC) memory order, as seeded runs always drew it
+    last = pgd_linf(hinges, x0, eps, steps, step_size, noise=noise, iterate="perturbation", on_step=judge,
+                    weights=(1.0, lam))
+    return best if steps else _round_project(last, x0, eps)
 
 
 def adaptive_pgd(victim: Net, score_fn: ScoreFn, images: np.ndarray, labels: np.ndarray, eps: float,
@@ -86,10 +67,10 @@ def adaptive_pgd(victim: Net, score_fn: ScoreFn, images: np.ndarray, labels: np.
                  batch_size: int = 256, seed: int = 0) -> np.ndarray:
     """uint8 NHWC adversarials within ``eps`` (L∞) of ``images``, aiming to fool ``victim`` and evade the detector.
 
-    ``step_size`` defaults to ``2.5·eps/steps`` (Madry et al.); one uniform random start; ``lam`` weighs the
-    detector's (normalised) gradient against the victim's.
+    ``pgd_linf`` on the two hinges (weights 1 and ``lam``), moving the perturbation (``iterate="perturbation"``);
+    ``step_size`` defaults to ``2.5·eps/steps`` (Madry et al.); one uniform random start (torch's RNG, seeded
+    with ``seed``).
     """
-    alpha = 2.5 * eps / steps if step_size is None else step_size
     model = VictimLogits(victim.eval())
     device = next(victim.parameters()).device
     out = images.copy()
@@ -97,28 +78,8 @@ def adaptive_pgd(victim: Net, score_fn: ScoreFn, images: np.ndarray, labels: np.
     with seeded(seed), torch.enable_grad():
         for i in range(0, len(images), batch_size):
             x0 = torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2).float().div(255.0).to(device)
-            y = y_all[i:i + batch_size].to(device)
-            onehot = torch.nn.functional.one_hot(y, model(x0[:1]).shape[1]).float()
-            delta = torch.empty_like(x0).uniform_(-eps, eps)
-            best = _round_project((x0 + delta).clamp(0, 1), x0, eps)
-            done = torch.zeros(len(x0), dtype=torch.bool, device=device)
-            for _ in range(steps):
-                xa = (x0 + delta).clamp(0, 1).requires_grad_(True)
-                z = model(xa)
-                victim_loss = ((z * onehot).sum(1) - (z - 1e9 * onehot).amax(1)).clamp(min=0).sum()
-                det_loss = (score_fn(xa) - threshold).clamp(min=0).sum()
-                gv, gd = (torch.autograd.grad(lo, xa, retain_graph=True, allow_unused=True)[0]
-                          if lo.requires_grad else None for lo in (victim_loss, det_loss))
-                g = sum(_unit(t) * w for t, w in ((gv, 1.0), (gd, lam)) if t is not None)
-                delta = (delta - alpha * torch.sign(g)).clamp(-eps, eps).detach() if torch.is_tensor(g) else delta
-                with torch.no_grad():
-                    q = _round_project((x0 + delta).clamp(0, 1), x0, eps)
-                    ok = (model(q).argmax(1) != y) & (score_fn(q) <= threshold)
-                    take = ~done
-                    best[take] = q[take]  # the latest point until one succeeds, then the first success
-                    done |= ok
-                if bool(done.all()):
-                    break
+            best = _adaptive_batch(model, score_fn, x0, y_all[i:i + batch_size].to(device), eps, threshold, steps,
+                                   step_size, lam)
             out[i:i + batch_size] = torch.round(best * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return out
 
@@ -143,7 +104,7 @@ def adaptive_evaluation(victim: Net, det: AdversarialDetector, clean: np.ndarray
     """Adaptive PGD against ``det`` at its shipped threshold, once per λ in ``lam``; per image, the attacker wins
     if any run both fools the victim and evades the detector. ``baseline_adv`` (the same images attacked without
     regard to the detector) gives the non-adaptive rates. Non-differentiable detectors get a note instead."""
-    objective = attack_objective(det)
+    objective = det.attack_objective()
     if objective is None:
         return {"applicable": False, "reason": f"{det.name}'s score is not differentiable (bit-depth rounding, "
                                                "median filter); a BPDA attack would be needed"}

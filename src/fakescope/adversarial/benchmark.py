@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,34 @@ from .protocol import (
     negatives_summary,
     noisy_negatives,
     pair_leak,
-    uses_attacks,
 )
 
 DEFAULT_DETECTORS = ("feature-squeeze", "mahalanobis", "residual-cnn")
 MIN_TRAIN_PAIRS = 4
+
+
+@dataclass
+class _Bench:
+    """The benchmark's sources (uint8 images, victim labels, source groups), their train/val/test indices and the
+    attack sets (``{tag: {attack, eps, norm, images, changed, stats}}``)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    tr: np.ndarray
+    va: np.ndarray
+    te: np.ndarray
+    sets: dict[str, dict[str, Any]]
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.sets)
+
+    def pairs(self, tag: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clean, attacked) images of the sources ``idx`` that attack ``tag`` changed (an unchanged copy is not an
+        attacked image)."""
+        keep = idx[self.sets[tag]["changed"][idx]]
+        return self.images[keep], self.sets[tag]["images"][keep]
 
 
 def _victim(victim: str | os.PathLike[str] | Net) -> tuple[Net, str]:
@@ -71,9 +95,8 @@ def _data(data: str | os.PathLike[str] | ImageSet, size: int, split: str) -> tup
 def _sources(net: Net, data: str | os.PathLike[str] | ImageSet | None, attack_dir: str | os.PathLike[str] | None,
              split: str, n_train: int | None, n_val: float | None, n_test: float | None,
              attacks: Sequence[tuple[str, float | None]] | None, attack_kw: dict[str, dict[str, Any]] | None,
-             trains: bool, seed: int, say: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray],
-                                                       dict[str, dict[str, Any]], str]:
-    """(source images, labels, source groups, train/val/test source indices, attack sets, data name)."""
+             trains: bool, seed: int, say: Any) -> tuple[_Bench, str]:
+    """(the sources, split and attacked, as ``_Bench``; the data name)."""
     min_train = 1 if trains else 0
     if attack_dir is not None:
         if data is not None:
@@ -87,7 +110,7 @@ def _sources(net: Net, data: str | os.PathLike[str] | ImageSet | None, attack_di
         if n_train is not None:  # at most n_train of the remaining source groups
             tr_groups = np.random.default_rng(seed + 1).permutation(np.unique(groups[parts["train"]]))[:n_train]
             parts["train"] = parts["train"][np.isin(groups[parts["train"]], tr_groups)]
-        return images, labels, groups, parts, sets, str(attack_dir)
+        return _Bench(images, labels, groups, parts["train"], parts["val"], parts["test"], sets), str(attack_dir)
     if data is None:
         raise ValueError("give data (images to attack) or attack_dir (folders written by fakescope attack)")
     ds, data_name = _data(data, net.spec.image_size, split)
@@ -103,7 +126,7 @@ def _sources(net: Net, data: str | os.PathLike[str] | ImageSet | None, attack_di
     parts = group_split(np.arange(n_total), val=n_va, test=n_te, seed=seed, min_train=min_train)
     sets = build_attack_sets(net, images, labels, DEFAULT_ATTACKS if attacks is None else attacks, seed=seed,
                              attack_kw=attack_kw, say=say)
-    return images, labels, np.arange(n_total), parts, sets, data_name
+    return _Bench(images, labels, np.arange(n_total), parts["train"], parts["val"], parts["test"], sets), data_name
 
 
 def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str | os.PathLike[str] | ImageSet | None,
@@ -140,107 +163,150 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     net, victim_name = _victim(victim_ckpt)
-    loaded = [CheckpointDetector(c, fpr, str(next(net.parameters()).device)) for c in checkpoints]
-    for c in loaded:
-        if c.model.image_size != net.spec.image_size:
-            raise ValueError(f"{c.path} takes {c.model.image_size}px images, the victim {net.spec.image_size}px")
-    images, labels, groups, parts, sets, data_name = _sources(net, data, attack_dir, split, n_train, n_val, n_test,
-                                                              attacks, attack_kw, bool(detectors), seed, say)
-    tr, va, te = parts["train"], parts["val"], parts["test"]
-    tags = list(sets)
-    train_tags = list(tags if train_attacks is None else train_attacks)
-    unknown = sorted(set(train_tags) - set(tags))
-    if unknown:
-        raise ValueError(f"train_attacks {unknown} are not among the attacks {tags}")
-
-    def pairs(tag: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        keep = idx[sets[tag]["changed"][idx]]  # an unchanged copy is not an attacked image
-        return images[keep], sets[tag]["images"][keep]
-
-    fitted: dict[str, dict[str, AdversarialDetector]] = {}  # detector -> training tag ("clean" for clean-only)
-    skipped: list[dict[str, str]] = []
-    for name in detectors:
-        kw = (detector_kw or {}).get(name, {})
-        if not uses_attacks(create_detector(name, victim_net=net)):
-            say(f"fit {name} on {len(tr)} clean images")
-            fitted[name] = {"clean": fit_detector(name, net, images[tr], None, images[va], fpr, seed, **kw)}
-            continue
-        kw = {"negatives": negatives, **kw}
-        fitted[name] = {}
-        for tag in train_tags:
-            if len(pairs(tag, tr)[0]) < MIN_TRAIN_PAIRS:
-                skipped.append({"detector": name, "trained_on": tag, "reason": f"fewer than {MIN_TRAIN_PAIRS} "
-                                "changed training pairs (the victim already misclassifies the others)"})
-                continue
-            say(f"fit {name} on {tag} pairs" + (" (+ degraded clean negatives)" if kw["negatives"] else ""))
-            fitted[name][tag] = fit_detector(name, net, *pairs(tag, tr), images[va], fpr, seed, **kw)
-        if not fitted[name]:
-            del fitted[name]
-    ckpts, ckpt_info = checkpoint_detectors(loaded, images[va], fpr)
+    loaded = _load_checkpoints(checkpoints, net, fpr)
+    b, data_name = _sources(net, data, attack_dir, split, n_train, n_val, n_test, attacks, attack_kw,
+                            bool(detectors), seed, say)
+    fitted, skipped = _fit_detectors(b, net, detectors, _train_tags(b, train_attacks), detector_kw or {},
+                                     negatives, fpr, seed, say)
+    ckpts, ckpt_info = checkpoint_detectors(loaded, b.images[b.va], fpr)
     fitted.update({k: {"checkpoint": d} for k, d in ckpts.items()})
-
-    per_attack, cross = [], {}
-    for name, by_train in fitted.items():
-        whole = by_train.get("clean") or by_train.get("checkpoint")  # evaluated on every attack
-        if whole is not None:
-            for tag in tags:
-                per_attack.append(_row(name, next(iter(by_train)), tag, sets[tag],
-                                       evaluate_detector(whole, *pairs(tag, te)), ckpt_info.get(name)))
-            continue
-        grid = {a: {b: evaluate_detector(d, *pairs(b, te)) for b in tags} for a, d in by_train.items()}
-        cross[name] = {"train": list(grid), "test": tags,
-                       "auroc": [[grid[a][b]["auroc"] for b in tags] for a in grid],
-                       "tpr_at_5fpr": [[grid[a][b]["tpr_at_5fpr"] for b in tags] for a in grid],
-                       "tpr_at_threshold": [[grid[a][b].get("tpr") for b in tags] for a in grid]}
-        per_attack += [_row(name, a, a, sets[a], grid[a][a]) for a in grid]
-
-    say("false-positive rates on clean-but-processed test images")
-    negs = noisy_negatives(images[te], seed=seed)  # JPEG / resize of every clean test image
-    families = negatives_summary(images[te], negs)
-    for k, t in enumerate(tags):  # Gaussian noise with each attack's L2, on the test sources it changed
-        rows = te[sets[t]["changed"][te]]
-        negs[f"noise-l2-{t}"] = gaussian_like(images[rows], l2_per_image(images[rows], sets[t]["images"][rows]),
-                                              seed + k)
-        families.update(negatives_summary(images[rows], {f"noise-l2-{t}": negs[f"noise-l2-{t}"]}))
-    for k, v in negs.items():
-        families[k]["n"] = len(v)
-    noisy = {"families": families, "fpr": {f"{n}@{t}": false_positive_rates(d, negs, images[te])
-                                           for n, by in fitted.items() for t, d in by.items()}}
-
-    adaptive_res: dict[str, Any] = {}
-    if adaptive is not None:
-        a_tag = attack_tag(*adaptive)
-        for name, by_train in fitted.items():
-            det = by_train.get(a_tag) or by_train.get("clean") or next(iter(by_train.values()))
-            say(f"adaptive attack on {name}")
-            base = sets[a_tag]["images"][te] if a_tag in sets else None
-            adaptive_res[name] = {"detector_trained_on": next(t for t, d in by_train.items() if d is det),
-                                  **adaptive_evaluation(net, det, images[te], labels[te], adaptive[1], base,
-                                                        steps=adaptive_steps, lam=adaptive_lambda, seed=seed)}
-    for name, info in ckpt_info.items():  # evidence that nothing above trained the checkpoints
-        info["parameters_unchanged"] = ckpts[name].weights_digest() == info["parameters_sha256"]
-        info["weights_file_unchanged"] = checkpoint_hashes(info["path"])["victim_weights_sha256"] == \
-            info["weights_file_sha256"]
-
+    per_attack, cross = _evaluate(b, fitted, ckpt_info)
+    noisy = _noisy_negatives(b, fitted, seed, say)
+    adaptive_res = {} if adaptive is None else _adaptive(b, net, fitted, adaptive, adaptive_steps, adaptive_lambda,
+                                                         seed, say)
+    _checkpoint_evidence(ckpts, ckpt_info)
     doc: dict[str, Any] = {
         "format": "fakescope-detector-eval/1", "fakescope_version": __version__, "victim": victim_name,
         "data": data_name, "source": "attack_dir" if attack_dir is not None else "attacked here", "split": split,
         "seed": seed, "fpr_target": fpr, "residual_negatives": negatives,
-        "sizes": {"train": len(tr), "val": len(va), "test": len(te)},
-        "pair_leak_train_test": pair_leak(groups[tr], groups[te]),
-        "pair_leak_val_test": pair_leak(groups[va], groups[te]),
+        "sizes": {"train": len(b.tr), "val": len(b.va), "test": len(b.te)},
+        "pair_leak_train_test": pair_leak(b.groups[b.tr], b.groups[b.te]),
+        "pair_leak_val_test": pair_leak(b.groups[b.va], b.groups[b.te]),
         "attacks": {t: {"attack": s["attack"], "eps": s["eps"], "norm": s["norm"], **s["stats"]}
-                    for t, s in sets.items()},
+                    for t, s in b.sets.items()},
         "per_attack": per_attack, "cross_attack": cross, "checkpoints": ckpt_info,
-        "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped, "plots": {},
+        "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped,
     }
-    doc["plots"]["eps_curves"] = str(plot_eps_curves([r for r in per_attack if r.get("threshold_source") != "val-fpr"
-                                                      or r["trained_on"] != "checkpoint"], root / "eps_curves.png"))
-    for name, c in cross.items():
-        doc["plots"][f"cross_attack_{name}"] = str(plot_cross_attack(c, name, root / f"cross_attack_{name}.png"))
+    doc["plots"] = _plots(per_attack, cross, root)
     doc["seconds"] = time.perf_counter() - t0
     write_json(root / "detector_eval.json", doc)
     return doc
+
+
+def _load_checkpoints(checkpoints: Sequence[str | os.PathLike[str]], net: Net, fpr: float) -> list[CheckpointDetector]:
+    loaded = [CheckpointDetector(c, fpr, str(next(net.parameters()).device)) for c in checkpoints]
+    for c in loaded:
+        if c.model.image_size != net.spec.image_size:
+            raise ValueError(f"{c.path} takes {c.model.image_size}px images, the victim {net.spec.image_size}px")
+    return loaded
+
+
+def _train_tags(b: _Bench, train_attacks: Sequence[str] | None) -> list[str]:
+    """The attack tags attack-trained detectors are fitted on (default: every attack)."""
+    train_tags = list(b.tags if train_attacks is None else train_attacks)
+    unknown = sorted(set(train_tags) - set(b.tags))
+    if unknown:
+        raise ValueError(f"train_attacks {unknown} are not among the attacks {b.tags}")
+    return train_tags
+
+
+def _fit_detectors(b: _Bench, net: Net, detectors: Sequence[str], train_tags: list[str],
+                   detector_kw: dict[str, dict[str, Any]], negatives: bool, fpr: float, seed: int,
+                   say: Any) -> tuple[dict[str, dict[str, AdversarialDetector]], list[dict[str, str]]]:
+    """``{detector: {training tag, or "clean" for clean-only ones: fitted detector}}`` and the skipped runs."""
+    fitted: dict[str, dict[str, AdversarialDetector]] = {}
+    skipped: list[dict[str, str]] = []
+    for name in detectors:
+        kw = detector_kw.get(name, {})
+        if not create_detector(name, victim_net=net).trains_on_attacks:
+            say(f"fit {name} on {len(b.tr)} clean images")
+            fitted[name] = {"clean": fit_detector(name, net, b.images[b.tr], None, b.images[b.va], fpr, seed, **kw)}
+            continue
+        kw = {"negatives": negatives, **kw}
+        fitted[name] = {}
+        for tag in train_tags:
+            if len(b.pairs(tag, b.tr)[0]) < MIN_TRAIN_PAIRS:
+                skipped.append({"detector": name, "trained_on": tag, "reason": f"fewer than {MIN_TRAIN_PAIRS} "
+                                "changed training pairs (the victim already misclassifies the others)"})
+                continue
+            say(f"fit {name} on {tag} pairs" + (" (+ degraded clean negatives)" if kw["negatives"] else ""))
+            fitted[name][tag] = fit_detector(name, net, *b.pairs(tag, b.tr), b.images[b.va], fpr, seed, **kw)
+        if not fitted[name]:
+            del fitted[name]
+    return fitted, skipped
+
+
+def _evaluate(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], ckpt_info: dict[str, dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Per-attack rows (a clean-only or checkpoint detector on every attack; an attack-trained one on its own
+    training attack) and, per attack-trained detector, the cross-attack grid (train on A, test on B)."""
+    per_attack, cross = [], {}
+    for name, by_train in fitted.items():
+        whole = by_train.get("clean") or by_train.get("checkpoint")  # evaluated on every attack
+        if whole is not None:
+            for tag in b.tags:
+                per_attack.append(_row(name, next(iter(by_train)), tag, b.sets[tag],
+                                       evaluate_detector(whole, *b.pairs(tag, b.te)), ckpt_info.get(name)))
+            continue
+        grid = {a: {t: evaluate_detector(d, *b.pairs(t, b.te)) for t in b.tags} for a, d in by_train.items()}
+        cross[name] = {"train": list(grid), "test": b.tags,
+                       "auroc": [[grid[a][t]["auroc"] for t in b.tags] for a in grid],
+                       "tpr_at_5fpr": [[grid[a][t]["tpr_at_5fpr"] for t in b.tags] for a in grid],
+                       "tpr_at_threshold": [[grid[a][t].get("tpr") for t in b.tags] for a in grid]}
+        per_attack += [_row(name, a, a, b.sets[a], grid[a][a]) for a in grid]
+    return per_attack, cross
+
+
+def _noisy_negatives(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], seed: int,
+                     say: Any) -> dict[str, Any]:
+    """Clean-but-processed test images (JPEG, resize; Gaussian noise with each attack's L2 on the test sources it
+    changed): their figures, and each fitted detector's false-positive rate on them."""
+    say("false-positive rates on clean-but-processed test images")
+    te, images = b.te, b.images
+    negs = noisy_negatives(images[te], seed=seed)  # JPEG / resize of every clean test image
+    families = negatives_summary(images[te], negs)
+    for k, t in enumerate(b.tags):
+        rows = te[b.sets[t]["changed"][te]]
+        negs[f"noise-l2-{t}"] = gaussian_like(images[rows], l2_per_image(images[rows], b.sets[t]["images"][rows]),
+                                              seed + k)
+        families.update(negatives_summary(images[rows], {f"noise-l2-{t}": negs[f"noise-l2-{t}"]}))
+    for k, v in negs.items():
+        families[k]["n"] = len(v)
+    return {"families": families, "fpr": {f"{n}@{t}": false_positive_rates(d, negs, images[te])
+                                          for n, by in fitted.items() for t, d in by.items()}}
+
+
+def _adaptive(b: _Bench, net: Net, fitted: dict[str, dict[str, AdversarialDetector]], adaptive: tuple[str, float],
+              steps: int, lam: float | Sequence[float], seed: int, say: Any) -> dict[str, Any]:
+    """``adaptive_evaluation`` of each detector (the one trained on the ``adaptive`` attack where there is one) on
+    the clean test sources, against the non-adaptive copies of that attack where the benchmark has them."""
+    a_tag = attack_tag(*adaptive)
+    out: dict[str, Any] = {}
+    for name, by_train in fitted.items():
+        det = by_train.get(a_tag) or by_train.get("clean") or next(iter(by_train.values()))
+        say(f"adaptive attack on {name}")
+        base = b.sets[a_tag]["images"][b.te] if a_tag in b.sets else None
+        out[name] = {"detector_trained_on": next(t for t, d in by_train.items() if d is det),
+                     **adaptive_evaluation(net, det, b.images[b.te], b.labels[b.te], adaptive[1], base, steps=steps,
+                                           lam=lam, seed=seed)}
+    return out
+
+
+def _checkpoint_evidence(ckpts: dict[str, CheckpointDetector], ckpt_info: dict[str, dict[str, Any]]) -> None:
+    """Record in ``ckpt_info`` that nothing in the benchmark trained the checkpoints (parameters, weights file)."""
+    for name, info in ckpt_info.items():
+        info["parameters_unchanged"] = ckpts[name].weights_digest() == info["parameters_sha256"]
+        info["weights_file_unchanged"] = checkpoint_hashes(info["path"])["victim_weights_sha256"] == \
+            info["weights_file_sha256"]
+
+
+def _plots(per_attack: list[dict[str, Any]], cross: dict[str, dict[str, Any]], root: Path) -> dict[str, str]:
+    """The ε curves (checkpoints at their own threshold only) and a cross-attack heat map per trained detector."""
+    plots = {"eps_curves": str(plot_eps_curves([r for r in per_attack if r.get("threshold_source") != "val-fpr"
+                                                or r["trained_on"] != "checkpoint"], root / "eps_curves.png"))}
+    for name, c in cross.items():
+        plots[f"cross_attack_{name}"] = str(plot_cross_attack(c, name, root / f"cross_attack_{name}.png"))
+    return plots
 
 
 def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any],

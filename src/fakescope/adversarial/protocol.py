@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
+from ..evaluation.metrics import tpr_at_fpr
 from ..models.net import Net
 from .attacks.base import create_attack, run_attack
 from .detectors.base import AdversarialDetector, create_detector, threshold_at_fpr
 from .detectors.checkpoint import CheckpointDetector
-from .detectors.residual import ResidualCNN
 
 LINF_FAMILIES = ("fgsm", "bim", "pgd")
 EPS_GRID = (2 / 255, 4 / 255, 8 / 255)
@@ -136,25 +136,18 @@ def pair_leak(train_groups: np.ndarray, test_groups: np.ndarray) -> float:
     return float(np.isin(t, np.asarray(train_groups)).mean()) if len(t) else 0.0
 
 
-def tpr_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
-    """Best true-positive rate over thresholds whose false-positive rate is at most ``fpr`` (ROC read-off)."""
-    f, t, _ = roc_curve(y, s)
-    ok = f <= fpr + 1e-12
-    return float(t[ok].max()) if ok.any() else 0.0
-
-
 def evaluate_scores(clean_scores: np.ndarray, attacked_scores: np.ndarray,
                     threshold: float | None = None) -> dict[str, Any]:
     """AUROC, AUPR (attacked = positive), TPR at 1% / 5% FPR, and accuracy/TPR/FPR at ``threshold``."""
     sc, sa = np.asarray(clean_scores, np.float64), np.asarray(attacked_scores, np.float64)
     y, s = np.r_[np.zeros(len(sc)), np.ones(len(sa))], np.r_[sc, sa]
     both = len(sc) > 0 and len(sa) > 0
+    tpr1, tpr5 = tpr_at_fpr(y, s, (0.01, 0.05), drop_intermediate=True)[0].values() if both else (None, None)
     out: dict[str, Any] = {
         "n_clean": len(sc), "n_attacked": len(sa),
         "auroc": float(roc_auc_score(y, s)) if both else None,
         "aupr": float(average_precision_score(y, s)) if both else None,
-        "tpr_at_1fpr": tpr_at_fpr(y, s, 0.01) if both else None,
-        "tpr_at_5fpr": tpr_at_fpr(y, s, 0.05) if both else None,
+        "tpr_at_1fpr": tpr1, "tpr_at_5fpr": tpr5,
     }
     if threshold is not None and len(s):
         out.update(threshold=float(threshold), accuracy=float(accuracy_score(y, s > threshold)),
@@ -170,17 +163,12 @@ def evaluate_detector(det: AdversarialDetector, clean_test: np.ndarray, attacked
                            det.threshold if threshold is None else threshold)
 
 
-def uses_attacks(det: AdversarialDetector) -> bool:
-    """Whether a detector is trained on attacked images (then it is fitted once per training attack)."""
-    return isinstance(det, ResidualCNN)
-
-
 def fit_detector(name: str, victim: Net, clean_train: np.ndarray, attacked_train: np.ndarray | None,
                  clean_val: np.ndarray, fpr: float = 0.05, seed: int = 0, **kw: Any) -> AdversarialDetector:
-    """Create and fit detector ``name`` on training pairs, then set its threshold at ``fpr`` on ``clean_val``."""
-    det = create_detector(name, victim_net=victim, fpr=fpr, **({"seed": seed} if name != "feature-squeeze" else {}),
-                          **kw)
-    if uses_attacks(det):
+    """Create and fit detector ``name`` on training pairs (clean images only unless it ``trains_on_attacks``),
+    then set its threshold at ``fpr`` on ``clean_val``."""
+    det = create_detector(name, victim_net=victim, fpr=fpr, seed=seed, **kw)
+    if det.trains_on_attacks:
         if attacked_train is None:
             raise ValueError(f"{name} needs attacked training images")
         det.fit(clean_train, attacked_train)

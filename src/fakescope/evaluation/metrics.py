@@ -89,14 +89,20 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, n_bins: i
     return float(np.sum(b["counts"][m] / n * np.abs(b["accuracy"][m] - b["confidence"][m])))
 
 
-def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, targets: Sequence[float] = FPR_TARGETS
-               ) -> tuple[dict[str, float | None], dict[str, float | None]]:
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, targets: Sequence[float] = FPR_TARGETS,
+               drop_intermediate: bool = False) -> tuple[dict[str, float | None], dict[str, float | None]]:
     """TPR at the most permissive ROC threshold whose FPR is still <= each target (the best TPR under that FPR
-    budget), and that threshold. Keys are the targets as strings ("0.01"). ``None`` when only one class."""
+    budget), and that threshold. Keys are the targets as strings ("0.01"), in the order given. ``None`` when only
+    one class.
+
+    ``drop_intermediate`` reads the ROC curve with sklearn's collinear points dropped, as the adversarial protocol
+    always has (``adversarial.protocol.evaluate_scores``); it can only differ where tied scores of both classes
+    put a dropped point on a sloped segment just under a target.
+    """
     y = np.asarray(labels).ravel()
     if len(np.unique(y)) < 2:
         return {_key(t): None for t in targets}, {_key(t): None for t in targets}
-    fpr, tpr, thr = roc_curve(y, scores, drop_intermediate=False)
+    fpr, tpr, thr = roc_curve(y, scores, drop_intermediate=drop_intermediate)
     tprs: dict[str, float | None] = {}
     thrs: dict[str, float | None] = {}
     for t in targets:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..adversarial.attacks.pgd import pgd_linf
 from ..data import ImageSet, load_dataset, train_val_split
 from ..data.imageset import subsample_per_class
 from ..inference.calibration import calibrate
@@ -40,7 +41,8 @@ def _logits(net: Net, x: torch.Tensor, tta: bool) -> torch.Tensor:
 
 def attack(net: Net, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, tta: bool = False,
            generator: torch.Generator | None = None, method: str = "pgd", batch_size: int = 256) -> torch.Tensor:
-    """L∞ attack pushing each image toward the other class (label 1 → lower logit, label 0 → higher).
+    """L∞ attack pushing each image toward the other class (label 1 → lower logit, label 0 → higher), on the one
+    torch PGD (``adversarial.attacks.pgd.pgd_linf``).
 
     ``method``: ``fgsm`` (one signed-gradient step of size eps) or ``pgd`` (uniform random start, ``steps`` steps of
     2.5·eps/steps). Returns float [0, 1] NCHW images within ``eps`` of ``x``: per image, the visited point (clean
@@ -66,25 +68,26 @@ def attack(net: Net, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, t
 
 def _attack_batch(net: Net, x0: torch.Tensor, y: torch.Tensor, eps: float, steps: int, tta: bool,
                   gen: torch.Generator | None, method: str) -> torch.Tensor:
+    """``pgd_linf`` on the signed logit (FGSM: one step of eps from ``x0``), keeping each image's best point."""
     sign = (2 * y - 1).float()  # +1: minimise the logit (FAKE → REAL); -1: maximise it
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return sign * _logits(net, x, tta)
+
     with torch.no_grad():
-        best, best_obj = x0.clone(), sign * _logits(net, x0, tta)
-    if method == "fgsm":
-        starts, n_steps, alpha = x0, 1, eps
-    else:
-        noise = torch.rand(x0.shape, generator=gen) * 2 - 1
-        starts, n_steps, alpha = (x0 + eps * noise).clamp(0, 1), max(1, steps), 2.5 * eps / max(1, steps)
-    x = starts.detach()
-    for _ in range(n_steps):
-        x.requires_grad_(True)
-        obj = sign * _logits(net, x, tta)
-        (g,) = torch.autograd.grad(obj.sum(), x)
+        best, best_obj = x0.clone(), objective(x0)
+
+    def keep_best(x: torch.Tensor) -> bool:
+        nonlocal best_obj
         with torch.no_grad():
-            x = torch.minimum(torch.maximum(x - alpha * g.sign(), x0 - eps), x0 + eps).clamp(0, 1)
-            obj = sign * _logits(net, x, tta)
+            obj = objective(x)
             better = obj < best_obj
             best[better], best_obj = x[better], torch.where(better, obj, best_obj)
-        x = x.detach()
+        return False
+
+    fgsm = method == "fgsm"
+    pgd_linf(objective, x0, eps, 1 if fgsm else max(1, steps), step_size=eps if fgsm else None,
+             random_start=not fgsm, generator=gen, on_step=keep_best)
     return best
 
 

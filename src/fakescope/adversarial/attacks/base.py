@@ -21,8 +21,6 @@ from ...registry import Registry
 from .stats import attack_stats, check_images, predict
 
 LINF_EPS = 8 / 255  # default L∞ budget
-
-
 L2_EPS = 0.5  # default L2 budget ([0, 1] units, the usual CIFAR-10 value)
 
 
@@ -60,13 +58,12 @@ class Attack:
 
 
 ATTACKS: Registry[Attack] = Registry("attack")
-
-
 register_attack = ATTACKS.register
 
 
 def create_attack(name: str, victim_net: Net, eps: float | None = None, **kw: Any) -> Attack:
-    """Configure attack ``name`` against ``victim_net``; ``eps=None`` means the attack's default budget."""
+    """Configure attack ``name`` against ``victim_net``; ``eps=None`` means the attack's default budget (the registry
+    drops None keywords, so the factory's own default applies; minimum-norm attacks take and ignore ``eps``)."""
     return ATTACKS.create(name, victim_net=victim_net, eps=eps, **kw)
 
 
@@ -104,10 +101,6 @@ def seeded(seed: int) -> Iterator[None]:
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """float [0, 1] NCHW → uint8 NHWC exactly as a user saving images would: rint(x·255), then clip."""
     return np.clip(np.rint(np.asarray(x, np.float64) * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-
-
 
 
 def run_attack(victim_net: Net, images: np.ndarray, labels: np.ndarray, attack: str | Attack = "pgd",

@@ -8,8 +8,7 @@ from .base import LINF_EPS, Attack, register_attack
 
 
 @register_attack("square", doc="Square attack (L∞, black-box, queries only): 100 iterations, p_init 0.8.")
-def _square(victim_net: Net, eps: float | None = None, max_iter: int = 100, p_init: float = 0.8,
+def _square(victim_net: Net, eps: float = LINF_EPS, max_iter: int = 100, p_init: float = 0.8,
             nb_restarts: int = 1) -> Attack:
-    eps = LINF_EPS if eps is None else eps
     params = {"norm": "inf", "eps": eps, "max_iter": max_iter, "p_init": p_init, "nb_restarts": nb_restarts}
     return _art("square", "linf", eps, victim_net, "SquareAttack", params)

@@ -113,7 +113,6 @@ def torch_cw_l2(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, confide
     safe = x0.clone()  # best float32-verified adversarial: the fallback should a bf16-accepted best fail
     unverified = torch.zeros(n, dtype=torch.bool, device=dev)
     every = max(1, max_iter // 10)
-    b1, b2, eps = 0.9, 0.999, 1e-8
     memo: dict[int, tuple[torch.Tensor, ...]] = {}  # iterates 0 and 1 (all images still active there)
     for _ in range(binary_search_steps if n else 0):
         found = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -143,10 +142,7 @@ def torch_cw_l2(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, confide
             diff = xa - xo
             loss = diff.flatten(1).pow(2).sum(1) + cs * margin.clamp(min=0)
             g = (2 * diff + (cs * (margin > 0))[:, None, None, None] * g_x) * (1 - t * t) * ((hi - lo) / 2)
-            m1.mul_(b1).add_(g, alpha=1 - b1)
-            m2.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (m2 / (1 - b2 ** (it + 1))).sqrt_().add_(eps)
-            delta.addcdiv_(m1, denom, value=-learning_rate / (1 - b1 ** (it + 1)))
+            _adam_step(delta, m1, m2, g, it, learning_rate)
             if abort_early and it % every == 0:
                 keep = loss <= prev * 0.9999
                 if not keep.all():
@@ -157,6 +153,21 @@ def torch_cw_l2(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, confide
         c_hi = torch.where(found, torch.minimum(c_hi, c), c_hi)
         c_lo = torch.where(found, c_lo, torch.maximum(c_lo, c))
         c = torch.where(c_hi < 1e9, (c_lo + c_hi) / 2, c * 10)
+    return _confirmed(model, best, safe, unverified, y, confidence)
+
+
+def _adam_step(delta: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, g: torch.Tensor, it: int, lr: float,
+               b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    """One bias-corrected Adam step on ``delta`` (in place, as are the moments ``m1``, ``m2``); ``it`` from 0."""
+    m1.mul_(b1).add_(g, alpha=1 - b1)
+    m2.mul_(b2).addcmul_(g, g, value=1 - b2)
+    denom = (m2 / (1 - b2 ** (it + 1))).sqrt_().add_(eps)
+    delta.addcdiv_(m1, denom, value=-lr / (1 - b1 ** (it + 1)))
+
+
+def _confirmed(model: nn.Module, best: torch.Tensor, safe: torch.Tensor, unverified: torch.Tensor,
+               y: torch.Tensor, confidence: float) -> torch.Tensor:
+    """``best``, with each ``unverified`` candidate that a float32 pass does not confirm replaced by ``safe``."""
     j = unverified.nonzero().squeeze(1)
     if j.numel():
         with torch.no_grad():

@@ -101,14 +101,18 @@ def _autocast(x: torch.Tensor, dtype: torch.dtype | None) -> contextlib.Abstract
     return contextlib.nullcontext() if dtype is None else torch.autocast(x.device.type, dtype=dtype)
 
 
-def _torch_attack(name: str, victim_net: Net, fn: Any, params: dict[str, Any]) -> Attack:
+def _torch_attack(name: str, victim_net: Net, fn: Any, params: dict[str, Any], norm: str = "l2",
+                  eps: float | None = None) -> Attack:
+    """An ``Attack`` calling ``fn(model, x, labels, **params)`` on the victim's ``attack_model`` (on its device);
+    a ``precision`` parameter becomes ``fn``'s ``grad_dtype``. Default: a minimum-norm L2 attack (``eps`` None)."""
     device = next(victim_net.parameters()).device
     model = VictimLogits(attack_model(victim_net.eval()))
     kw = {k: v for k, v in params.items() if k != "precision"}
-    kw["grad_dtype"] = _grad_dtype(params["precision"])
+    if "precision" in params:
+        kw["grad_dtype"] = _grad_dtype(params["precision"])
 
     def generate(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(np.asarray(y, np.int64)).to(device)
         return fn(model, xt, yt, **kw).cpu().numpy()
 
-    return Attack(name, "l2", None, params, generate)
+    return Attack(name, norm, eps, params, generate)

@@ -6,15 +6,18 @@ false-positive rate (default 5%) on clean VALIDATION images. Images are uint8 NH
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score
 
 from ...data.imageset import ImageSet
 from ...inference.calibration import threshold_at_fpr as threshold_at_fpr  # re-exported: the detectors' threshold
 from ...registry import Registry
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # float [0, 1] NCHW images → (N,) differentiable scores
 
 
 def paired_imageset(clean: np.ndarray, attacked: np.ndarray, groups: np.ndarray | None = None) -> ImageSet:
@@ -34,9 +37,12 @@ def paired_imageset(clean: np.ndarray, attacked: np.ndarray, groups: np.ndarray 
 
 
 class AdversarialDetector:
-    """Base class: subclasses implement ``fit`` (which must set ``threshold``) and ``score``."""
+    """Base class: subclasses implement ``fit`` (which must set ``threshold``) and ``score``, and declare what they
+    can do: ``trains_on_attacks`` (``fit`` needs attacked copies; the benchmark fits one per training attack) and
+    ``attack_objective`` (what an adaptive attack can differentiate; ``None``: nothing)."""
 
     name = ""
+    trains_on_attacks: bool = False
 
     def __init__(self, fpr: float = 0.05) -> None:
         self.fpr = fpr
@@ -48,6 +54,12 @@ class AdversarialDetector:
 
     def score(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def attack_objective(self) -> tuple[ScoreFn, float] | None:
+        """(torch score function, threshold): float [0, 1] NCHW images → per-image values that the detector flags
+        above the threshold, differentiable, with the same decisions as ``detect``; ``None`` when the score is not
+        differentiable or the detector is not fitted (then no gradient-based adaptive attack applies)."""
+        return None
 
     def detect(self, images: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Boolean per image: score above ``threshold`` (default: the one fitted at the target FPR)."""
@@ -68,7 +80,9 @@ DETECTORS: Registry[AdversarialDetector] = Registry("detector")
 
 
 def create_detector(name: str, **kw: Any) -> AdversarialDetector:
-    """Create detector ``name``; victim-based ones need ``victim_net=``, all accept ``fpr=``."""
+    """Create detector ``name``. Every factory accepts ``victim_net=``, ``fpr=`` and ``seed=`` (ignored where
+    meaningless: residual-cnn needs no victim, feature squeezing draws nothing at random); victim-based ones
+    need ``victim_net``."""
     return DETECTORS.create(name, **kw)
 
 

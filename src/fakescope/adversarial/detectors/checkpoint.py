@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 
 import numpy as np
 import torch
 
-from .base import AdversarialDetector
+from .base import AdversarialDetector, ScoreFn
 
 
 class CheckpointDetector(AdversarialDetector):
@@ -21,6 +22,7 @@ class CheckpointDetector(AdversarialDetector):
     """
 
     name = "checkpoint"
+    trains_on_attacks = False  # never fitted at all
 
     def __init__(self, path: str | os.PathLike[str], fpr: float = 0.05, device: str = "cpu") -> None:
         from ...inference.scorer import Detector
@@ -48,6 +50,12 @@ class CheckpointDetector(AdversarialDetector):
         if self.model.spec.tta:
             z = (z + net.logits(x.flip(3))) / 2
         return z.reshape(len(x)) / net.spec.temperature
+
+    def attack_objective(self) -> tuple[ScoreFn, float]:
+        """``log_odds`` against the log-odds of the threshold: the same decision as the calibrated probability,
+        without the float32 sigmoid's vanishing gradient on confidently detected images."""
+        t = min(max(self.threshold, 1e-12), 1.0 - 1e-12)
+        return self.log_odds, math.log(t / (1.0 - t))
 
     def with_threshold(self, threshold: float) -> CheckpointDetector:
         """A shallow copy (the same loaded model) judging at ``threshold``."""

@@ -10,7 +10,7 @@ from ...data.imageset import ImageSet, train_val_split
 from ...inference.predict import predict_logits
 from ...models.net import Net
 from ..attacks.stats import predict
-from .base import DETECTORS, AdversarialDetector, threshold_at_fpr
+from .base import DETECTORS, AdversarialDetector, ScoreFn, threshold_at_fpr
 
 
 class Mahalanobis(AdversarialDetector):
@@ -22,6 +22,7 @@ class Mahalanobis(AdversarialDetector):
     """
 
     name = "mahalanobis"
+    trains_on_attacks = False
 
     def __init__(self, victim_net: Net, layer: str | None = None, val_fraction: float = 0.2, seed: int = 0,
                  fpr: float = 0.05) -> None:
@@ -62,6 +63,26 @@ class Mahalanobis(AdversarialDetector):
         f = self.features(images)
         d = f[:, None, :] - self.means[None]  # (N, K, D)
         return np.einsum("nkd,de,nke->nk", d, self.precision, d).min(axis=1)
+
+    def attack_objective(self) -> tuple[ScoreFn, float] | None:
+        """``score`` in torch (the hooked layer's input, float64 distances) and the threshold; ``None`` before
+        ``fit``."""
+        if not self.means.size:
+            return None
+        module = dict(self.net.named_modules())[self.layer]
+        mu, prec = torch.from_numpy(self.means), torch.from_numpy(self.precision)
+
+        def distance(x: torch.Tensor) -> torch.Tensor:
+            grabbed: list[torch.Tensor] = []
+            handle = module.register_forward_pre_hook(lambda _m, args: grabbed.append(args[0].flatten(1)))
+            try:
+                self.net.eval()(x)
+            finally:
+                handle.remove()
+            d = grabbed[0].double()[:, None, :] - mu.to(x.device)[None]
+            return torch.einsum("nkd,de,nke->nk", d, prec.to(x.device), d).min(1).values
+
+        return distance, self.threshold
 
 
 @DETECTORS.register("mahalanobis", doc="Min Mahalanobis distance of the victim's penultimate features (tied cov.).")

@@ -12,7 +12,7 @@ import numpy as np
 from ...data.imageset import train_val_split
 from ...inference.predict import predict_logits
 from ...models.net import Net
-from .base import DETECTORS, AdversarialDetector, paired_imageset, threshold_at_fpr
+from .base import DETECTORS, AdversarialDetector, ScoreFn, paired_imageset, threshold_at_fpr
 
 
 class ResidualCNN(AdversarialDetector):
@@ -28,6 +28,7 @@ class ResidualCNN(AdversarialDetector):
     """
 
     name = "residual-cnn"
+    trains_on_attacks = True
 
     def __init__(self, out: str | os.PathLike[str] | None = None, width: int = 16, epochs: int = 8,
                  batch_size: int = 64, lr: float = 2e-3, val_fraction: float = 0.2, seed: int = 0,
@@ -67,6 +68,13 @@ class ResidualCNN(AdversarialDetector):
         if self.net is None:
             raise RuntimeError("residual-cnn: call fit() first")
         return predict_logits(self.net, images).astype(np.float64)
+
+    def attack_objective(self) -> tuple[ScoreFn, float] | None:
+        """The trained net's logit (``score``, differentiable) and the threshold; ``None`` before ``fit``."""
+        if self.net is None:
+            return None
+        rnet = self.net.eval()
+        return (lambda x: rnet.logits(x).reshape(len(x))), self.threshold
 
 
 @DETECTORS.register("residual-cnn", doc="srm-cnn (fixed SRM residual stem + small CNN) trained on clean/attacked pairs")

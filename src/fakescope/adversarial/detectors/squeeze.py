@@ -16,9 +16,11 @@ class FeatureSqueezing(AdversarialDetector):
     """Xu et al. 2018: max L1 distance between the victim's softmax on x and on squeezed x (no training).
 
     Squeezers: bit depth reduced to ``bits`` bits, and a 2x2 median filter (mean of the middle two of four).
+    Not differentiable (rounding, medians): ``attack_objective`` is ``None``, an adaptive attack would need BPDA.
     """
 
     name = "feature-squeeze"
+    trains_on_attacks = False
 
     def __init__(self, victim_net: Net, bits: int = 5, fpr: float = 0.05) -> None:
         super().__init__(fpr)
@@ -52,5 +54,5 @@ class FeatureSqueezing(AdversarialDetector):
 
 
 @DETECTORS.register("feature-squeeze", doc="Victim softmax change under bit-depth reduction / 2x2 median (untrained).")
-def _feature_squeeze(victim_net: Net, bits: int = 5, fpr: float = 0.05) -> AdversarialDetector:
-    return FeatureSqueezing(victim_net, bits=bits, fpr=fpr)
+def _feature_squeeze(victim_net: Net, bits: int = 5, fpr: float = 0.05, seed: int = 0) -> AdversarialDetector:
+    return FeatureSqueezing(victim_net, bits=bits, fpr=fpr)  # no randomness: seed is accepted and unused
