@@ -23,6 +23,7 @@ LAYERS = {
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 LONG_OK = "# long:"  # a comment on a def line (or the line above) that says why a function is longer
+# function length = its lines without the docstring
 
 
 def _modules() -> dict[str, Path]:
@@ -137,6 +138,10 @@ def test_module_and_function_size(name: str) -> None:
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             n = node.end_lineno - node.lineno + 1
+            doc = node.body[0] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+                getattr(node.body[0], "value", None), ast.Constant) else None
+            if doc is not None:  # the docstring does not count: the limit is on code
+                n -= doc.end_lineno - doc.lineno + 1
             marked = any(LONG_OK in lines[i] for i in (node.lineno - 2, node.lineno - 1) if i >= 0)
             assert n <= MAX_FUNCTION_LINES or marked, (
                 f"{name}.{node.name}: {n} lines (at most {MAX_FUNCTION_LINES}, or a '{LONG_OK} why' comment)")
