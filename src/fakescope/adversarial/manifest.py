@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..data.arrays import read_npz_or_fail
+from ..data.attacksets import PAIR_FILES
 from ..io import atomic_open, sha256_file, write_json
 from ..models.net import Net
 from .attacks.base import Attack
@@ -62,11 +64,9 @@ def read_attack(out_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray
     """(originals, attacked, labels, manifest) from a folder written by ``write_attack``."""
     out = Path(out_dir)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    arrays = []
-    for name in ("originals.npz", "attacked.npz"):
-        with np.load(out / name, allow_pickle=False) as z:
-            arrays.append((z["images"], z["labels"].astype(np.int64)))
-    (o, lo), (a, la) = arrays
+    (o, lo), (a, la) = ((r.images, r.labels) for r in (read_npz_or_fail(out / n) for n in PAIR_FILES))
+    if lo is None or la is None:
+        raise ValueError(f"{out}: originals.npz and attacked.npz must hold the victim's labels")
     if not np.array_equal(lo, la):
         raise ValueError(f"{out}: originals.npz and attacked.npz hold different labels")
     return o, a, lo, manifest
