@@ -114,6 +114,7 @@ def test_no_import_cycles_at_import_time() -> None:
             visit(n)
 
 
+@pytest.mark.slow
 def test_every_module_imports_first() -> None:
     """Each module imported as the FIRST fakescope module (the others purged from ``sys.modules`` in between), in
     a fresh interpreter: an import that only works after another module was loaded, or a cycle, fails here."""

@@ -194,6 +194,7 @@ def test_noisy_negatives_match_l2() -> None:
     assert all(v.shape == clean.shape and v.dtype == np.uint8 for v in negs.values())
 
 
+@pytest.mark.slow
 def test_detectors_beat_chance(victim: Net) -> None:
     """On held-out pairs of a structured fixture, every detector separates FGSM-16 copies from originals."""
     x, y = structured(160, seed=11)
@@ -223,6 +224,7 @@ def test_adaptive_attack_respects_budget(victim: Net) -> None:
 # ---- the benchmark and the reproduction ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benchmark_end_to_end(victim: Net, tmp_path: Path) -> None:
     x, y = structured(100, seed=7)
     doc = adversarial_benchmark(victim, ImageSet(x, y, list(CIFAR10_CLASSES)), tmp_path, n_train=40, n_val=20,
@@ -256,6 +258,7 @@ def test_benchmark_end_to_end(victim: Net, tmp_path: Path) -> None:
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_reproduce_adversarial_tiny(victim: Net, tmp_path: Path) -> None:
     x, y = structured(60, seed=9)
     np.savez(tmp_path / "data.npz", images=x, labels=y)
@@ -281,6 +284,7 @@ def test_reproduce_adversarial_tiny(victim: Net, tmp_path: Path) -> None:
     assert "49.8%" in table and "pairs split" in table
 
 
+@pytest.mark.slow
 def test_command_lines(victim_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "cifar"
     write_batches(root, n=30)
@@ -343,6 +347,7 @@ def _attack_folders(victim: Net, root: Path, x: np.ndarray, y: np.ndarray, idx: 
     return list(sets)
 
 
+@pytest.mark.slow
 def test_checkpoint_detector_through_benchmark(victim: Net, victim_ckpt: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     x, y = structured(70, seed=21)

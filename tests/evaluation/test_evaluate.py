@@ -74,6 +74,7 @@ def test_evaluate_arrays_multiclass_and_mismatch() -> None:
         evaluate_arrays(Net(ModelSpec(arch="seed-cnn")), ds, tta=False)
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     m = evaluate(str(tiny_model), str(tiny_data), out=str(out), n_boot=100)

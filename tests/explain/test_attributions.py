@@ -211,6 +211,7 @@ def test_overlay() -> None:
         overlay(img.astype(np.float32), heat)
 
 
+@pytest.mark.slow
 def test_explain_end_to_end(tmp_path: Path) -> None:
     torch.manual_seed(0)
     ckpt = save_checkpoint(Net(ModelSpec(arch="seed-cnn")).eval(), tmp_path / "m")

@@ -112,6 +112,7 @@ def test_train_augment_robust_is_wired_and_resumes_exactly(cifake_tiny: Path, tm
 # ---- learning curve ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_learning_curve_end_to_end_and_resumable(cifake_tiny: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "lc"
@@ -235,6 +236,7 @@ def test_evasion_study(detector: Path, cifake_tiny: Path, tmp_path: Path) -> Non
 # ---- command line -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_study_and_report_commands(detector: Path, cifake_tiny: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "studies"

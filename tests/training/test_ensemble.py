@@ -39,6 +39,7 @@ def test_members_must_share_the_input_contract() -> None:
         assemble_ensemble([_net(0, 1.0)])
 
 
+@pytest.mark.slow
 def test_ensemble_command_calibrates_on_the_shared_validation_split(cifake_tiny: Path, tmp_path: Path) -> None:
     fit(tiny_cfg(tmp_path / "a", cifake_tiny, epochs=1, seed=1), quiet=True)
     fit(tiny_cfg(tmp_path / "b", cifake_tiny, epochs=1, seed=2, split_seed=1), quiet=True)

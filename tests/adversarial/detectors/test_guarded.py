@@ -102,6 +102,7 @@ def _class_folders(root: Path, n_per_class: int) -> None:
         Image.fromarray(img).save(root / str(c) / f"{i}.png")
 
 
+@pytest.mark.slow
 def test_attack_exclude_gives_disjoint_sources_and_guard_end_to_end(tmp_path: Path, pair: tuple[Net, Net]) -> None:
     res, vic = pair
     _class_folders(tmp_path / "data", 4)
