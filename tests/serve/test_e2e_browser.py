@@ -220,3 +220,26 @@ def test_thumbnail_header_probe(server: str, browser: Any) -> None:
         assert dims is not None and (dims["w"], dims["h"]) == (37, 23), (name, dims)
     assert page.evaluate("() => probeDims(new TextEncoder().encode('not an image at all').buffer)") is None
     page.close()
+
+
+def test_busy_server_is_asked_again(server: str, browser: Any) -> None:
+    """A 503 with Retry-After (the server's answer when its queue is full) is retried; the card then fills in."""
+    page = browser.new_page()
+    busy = {"left": 1}
+
+    def once_busy(route: Any) -> None:
+        if busy["left"]:
+            busy["left"] -= 1
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"detail": "server busy"})
+        else:
+            route.continue_()
+
+    page.route("**/api/scan", once_busy)
+    page.goto(server + "/")
+    page.wait_for_selector("#models input[type=checkbox]")
+    fake = samples_dir() / "FAKE" / "5500.jpg"
+    page.set_input_files("#files", [{"name": fake.name, "mimeType": "image/jpeg", "buffer": fake.read_bytes()}])
+    page.locator(".card.done").wait_for(timeout=TIMEOUT_MS)
+    assert busy["left"] == 0
+    assert page.locator('.answer[data-task="synthetic"] .verdict').inner_text().startswith("FAKE")
+    page.close()
