@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .adversarial import add_reproduce_adversarial_options, run_reproduce_adversarial
 from .lazy import Lazy, explainer_names, model_names
+from .scan import probability
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
@@ -183,7 +184,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split of a CIFAKE-layout folder (default test)")
     p.add_argument("--out", help="folder for metrics.json, predictions.csv and plots")
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--threshold", type=probability, help="P(label 1) from which an image counts as label 1, in "
+                   "[0, 1] (default: the model's calibrated threshold)")
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     p.set_defaults(run=run_evaluate)
 

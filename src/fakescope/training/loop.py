@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import ModelSpec, Net, save_checkpoint
-from ..progress import Progress, printer
+from ..progress import Progress, counter, printer
 from .config import TrainConfig, resume_changes, saved_config, validation_seed
 from .state import load_state, save_state
 
@@ -229,18 +229,15 @@ def _load_data(cfg: TrainConfig, dataset: ImageSet | None,
 def _decode_reporter(cfg: TrainConfig, say: Callable[[str], None],
                      quiet: bool) -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` for decoding the training files: one line when it starts, then a bar."""
-    with ExitStack() as stack:
-        bar: list[Progress] = []
+    with counter("decoding", disable=quiet) as tick:
+        started: list[bool] = []
 
         def on_decode(done: int, total: int) -> None:
-            if not bar:
-                if done == total:  # a cache hit: nothing to wait for
-                    say(f"data: {total} images from the decode cache")
-                    return
-                say(f"data: decoding {total} images of {cfg.data} ...")
-                bar.append(stack.enter_context(Progress(total, "decoding", disable=quiet)))
-            if done > bar[0].n:
-                bar[0].update(done - bar[0].n)
+            if not started:
+                started.append(True)
+                say(f"data: {total} images from the decode cache" if done >= total else
+                    f"data: decoding {total} images of {cfg.data} ...")
+            tick(done, total)
 
         yield on_decode
 
