@@ -97,7 +97,7 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
     workers = default_workers(len(todo), chunk) if workers is None else workers
     resample = plans[0].spec.resample
     with DecodeStream(todo, size, resample, workers, chunk) as stream:
-        dets = _load(plans, engine, bf16)
+        dets = _load(plans, engine, bf16, max(1, available_cpus() - stream.workers))
         for item, msg in problems:
             key = _display(item)
             rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in dets
@@ -117,8 +117,11 @@ def check_threshold(threshold: float | None) -> None:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
 
 
-def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> list[Scorer]:
-    """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch."""
+def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False, threads: int | None = None) -> list[Scorer]:
+    """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch.
+
+    ``threads``: ONNX Runtime's intra-op threads, the CPUs the decode workers leave (its threads do not shrink
+    later, as torch's do in ``_score``: one thread per core busy is what scores most images per CPU second)."""
     from ..inference import onnx_engine
 
     for p in plans:
@@ -126,10 +129,10 @@ def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> li
             continue
         runnable = not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available()
         if engine == "onnx" and not runnable:
-            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, float32 "
+            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime installed, float32 "
                              f"(no --bf16) and one of the architectures {', '.join(onnx_engine.ARCHITECTURES)}")
         if engine != "torch" and runnable:
-            p.detector = onnx_engine.OnnxDetector.load(p.source)
+            p.detector = onnx_engine.OnnxDetector.load(p.source, threads=threads)
         else:
             from ..inference.scorer import Detector
 
