@@ -61,8 +61,13 @@ def test_a_changed_flag_is_refused_by_name(half_run: Path, cifake_tiny: Path, fl
 
 
 def test_the_same_value_given_again_is_accepted(half_run: Path, cifake_tiny: Path) -> None:
-    cfg = resolve_config(out=str(half_run), resume=True, train_limit=15, data=str(cifake_tiny) + "/", split_seed=1)
-    assert resume_changes(json.loads((half_run / "config.json").read_text()), cfg, 1) == {}
+    cfg = resolve_config(out=str(half_run) + "/", resume=True, train_limit=15, data=str(cifake_tiny) + "/",
+                         split_seed=1)
+    saved = json.loads((half_run / "config.json").read_text())
+    assert resume_changes(saved, cfg, 1) == {}
+    moved = resolve_config(out=str(half_run), resume=True, threads=2)
+    moved.out = "/elsewhere/run"  # a run folder moved elsewhere is still the run: recorded, not refused
+    assert resume_changes(saved, moved, 1) == {"out": [str(half_run), "/elsewhere/run"], "threads": [0, 2]}
 
 
 def test_the_api_follows_the_same_rule(half_run: Path, cifake_tiny: Path) -> None:

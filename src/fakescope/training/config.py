@@ -147,7 +147,7 @@ def saved_config(out: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def _same(name: str, old: Any, new: Any, saved: dict[str, Any], cfg: dict[str, Any]) -> bool:
-    if name == "data":
+    if name in ("data", "out"):
         return old == new or (bool(old) and bool(new) and os.path.abspath(old) == os.path.abspath(new))
     if name == "split_seed":  # no split seed means the seed: equal split seeds are the same split
         return validation_seed(saved) == validation_seed(cfg)
@@ -159,12 +159,13 @@ def resume_changes(saved: dict[str, Any], cfg: TrainConfig, epochs_done: int = 0
     """``{field: [saved, new]}`` for what resuming ``cfg`` changes in a run started with ``saved``.
 
     A change to anything but ``RESUMABLE`` (the data, the split, the model, the optimisation) is a ``ValueError``
-    naming each field and its flag; so is asking for fewer epochs than the ``epochs_done`` already trained.
+    naming each field and its flag; so is asking for fewer epochs than the ``epochs_done`` already trained. ``out``
+    may differ (a run folder moved elsewhere is still the run): that is recorded, not refused.
     """
     full = TrainConfig(**saved).to_dict()  # fields added since the run started take their defaults
     new = cfg.to_dict()
     changed = {k: [full[k], new[k]] for k in new if not _same(k, full[k], new[k], full, new)}
-    refused = [k for k in changed if k not in RESUMABLE]
+    refused = [k for k in changed if k not in RESUMABLE and k != "out"]  # a moved run folder is still the run
     if refused:
         raise ValueError(f"cannot resume {where} with a different " + "; ".join(
             f"{k} ({flag_name(k)}): {changed[k][0]!r} in config.json, {changed[k][1]!r} given" for k in refused)
