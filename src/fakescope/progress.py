@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -28,11 +29,14 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if not self.disable and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
+            # on stderr, and stdout left alone (rich would otherwise route it through its stderr console)
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)
+                                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True,
+                                     console=Console(stderr=True), redirect_stdout=False)
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=self.total, info="")
         return self
@@ -51,3 +55,22 @@ class Progress:
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+@contextmanager
+def counter(description: str, disable: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for work whose total is known only once it starts: the first call opens
+    a ``Progress`` bar (none when that call is already ``done == total``), later calls move it; it closes with
+    the block."""
+    with ExitStack() as stack:
+        bar: list[Progress] = []
+
+        def tick(done: int, total: int) -> None:
+            if not bar:
+                if done >= total:
+                    return
+                bar.append(stack.enter_context(Progress(total, description, disable=disable)))
+            if done > bar[0].n:
+                bar[0].update(done - bar[0].n)
+
+        yield tick

@@ -140,3 +140,30 @@ def test_split_keeps_groups_together() -> None:
     assert len(tr) + len(va) == n and 20 <= len(va) <= 60
     tr2, va2 = train_val_split(ds, 0.2, seed=3)
     assert np.array_equal(va.groups, va2.groups)  # deterministic
+
+
+def test_a_per_class_limit_decodes_only_the_chosen_files(cifake_tiny: Path, tmp_path: Path) -> None:
+    """``--train-limit``: the same images as subsampling the whole set, but only those files are decoded."""
+    from fakescope.data.imageset import subsample_per_class
+
+    calls: list[tuple[int, int]] = []
+    limited = load_dataset(cifake_tiny, "synthetic", 32, "train", per_class=6, seed=3,
+                           progress=lambda done, total: calls.append((done, total)))
+    whole = load_dataset(cifake_tiny, "synthetic", 32, "train")
+    ref = subsample_per_class(whole, 6, 3)
+    assert calls[0] == (0, 12) and calls[-1] == (12, 12)
+    assert limited.paths == ref.paths and np.array_equal(limited.images, ref.images)
+    assert np.array_equal(limited.labels, ref.labels) and np.array_equal(limited.cifar_class, ref.cifar_class)
+    assert limited.fingerprint == whole.fingerprint  # the data source, whatever the limit
+    data = tmp_path / "d"
+    for cls in ("REAL", "FAKE"):
+        (data / cls).mkdir(parents=True)
+        for p in sorted((cifake_tiny / "train" / cls).iterdir()):
+            (data / cls / p.name).write_bytes(p.read_bytes())
+    for p in ref.paths[:2]:  # chosen files that turn out unreadable: choose among the readable ones instead
+        (data / Path(p).parent.name / Path(p).name).write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="unreadable"):
+        got = load_dataset(data, "synthetic", 32, per_class=6, seed=3)
+    with pytest.warns(UserWarning, match="unreadable"):
+        want = subsample_per_class(load_dataset(data, "synthetic", 32), 6, 3)
+    assert [Path(p).name for p in got.paths] == [Path(p).name for p in want.paths]

@@ -20,7 +20,7 @@ from fakescope.models.layout import KINDS, PLANS
 from fakescope.scanning.demo import samples_dir
 from fakescope.scanning.scan import scan
 
-pytestmark = pytest.mark.skipif(not oe.available(), reason="onnx/onnxruntime not installed")
+pytestmark = pytest.mark.skipif(not oe.available(), reason="onnxruntime not installed")
 
 
 def _random_net(arch: str, seed: int, **spec: object) -> Net:
@@ -126,10 +126,38 @@ def test_engine_choice_in_scan(tmp_path: Path) -> None:
         scan(files, path, engine="tensorrt")
 
 
+@pytest.mark.parametrize("arch", sorted(oe.ARCHITECTURES))
+def test_the_hand_written_protobuf_is_a_valid_canonical_onnx_model(arch: str) -> None:
+    """``onnx_proto`` writes what the ``onnx`` package would: the checker accepts it and re-serializing it with
+    protobuf gives the very same bytes."""
+    onnx = pytest.importorskip("onnx")
+    net = _random_net(arch, 4, task="classify", classes=["a", "b", "c"], image_size=20)
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    blob = oe.build_graph(net.spec, state)
+    m = onnx.load_from_string(blob)
+    onnx.checker.check_model(m, full_check=True)
+    assert m.SerializeToString() == blob
+    assert (m.ir_version, [(o.domain, o.version) for o in m.opset_import]) == (oe.IR_VERSION, [("", oe.OPSET)])
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["N", 20, 20, 3] and m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+def test_attribute_encodings_match_onnx_helper() -> None:
+    onnx = pytest.importorskip("onnx")
+    from fakescope.inference import onnx_proto
+
+    for value in (3, -2, 0.25, "same", [1, 2, 3], [0.5, -1.0], [-1, 0]):
+        assert onnx_proto.attribute("k", value) == onnx.helper.make_attribute("k", value).SerializeToString(), value
+    want = onnx.helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], group=1)
+    assert onnx_proto.node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], group=1) == (
+        want.SerializeToString())
+
+
 @pytest.mark.slow
 def test_a_cli_scan_with_a_bundled_model_never_imports_torch(tmp_path: Path) -> None:
     code = ("import sys\nfrom fakescope.cli import main\nrc = main(['scan', sys.argv[1], '--json'])\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(rc)")
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "assert 'onnx' not in sys.modules, 'onnx was imported'\nsys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, str(samples_dir())], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0, out.stderr

@@ -64,7 +64,10 @@ def test_scores_match_the_detector_on_decoded_arrays(model: str) -> None:
 def test_threshold_override(model: str) -> None:
     files = [str(f) for f in sorted((samples_dir() / "REAL").glob("*.jpg"))[:6]]
     assert all(r.label == "FAKE" for r in scan(files, model, threshold=0.0))
-    assert all(r.label == "REAL" for r in scan(files, model, threshold=1.0 + 1e-9))
+    rows = scan(files, model, threshold=1.0)
+    assert all(r.label == ("FAKE" if r.score >= 1.0 else "REAL") for r in rows) and any(r.score < 1 for r in rows)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # as the HTTP API and evaluate
+        scan(files, model, threshold=1.0 + 1e-9)
 
 
 def test_csv_has_all_fields(messy: Path, model: str) -> None:

@@ -21,7 +21,7 @@ def add_reproduce_adversarial_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eps", type=float, default=8.0, help="its L-inf budget in 0..255 units (default 8)")
     g.add_argument("--cifake-model", dest="cifake_model", help="seed-cnn checkpoint trained on CIFAKE, fitted further")
     g.add_argument("--split", default="train", help="split of DATA the originals come from (default train)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of the image choice and of training")
     g.add_argument("--epochs", type=int, default=5, help="seed-cnn epochs (default 5, the seed's)")
     g.add_argument("--strength-eps", dest="strength_eps", type=float, action="append",
                    help="budgets (0..255) compared for attack strength; repeat (default 2 and 8)")
@@ -30,7 +30,7 @@ def add_reproduce_adversarial_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-rounding", dest="n_rounding", type=int, default=1000, help="images for the rounding figures")
     g.add_argument("--residual-epochs", dest="residual_epochs", type=int, help="residual-cnn epochs (default 8)")
     g.add_argument("--residual-width", dest="residual_width", type=int, help="residual-cnn width (default 16)")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def add_attack(sub: argparse._SubParsersAction) -> None:
@@ -41,14 +41,15 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attack", required=True, choices=Lazy(attack_names), metavar="ATTACK", help="%(choices)s")
     p.add_argument("--eps", type=float, action="append", help="L-inf ε in 0..255 units (e.g. 8); repeat to sweep")
     p.add_argument("--n", type=int, default=1000, help="images to attack")
-    p.add_argument("--split", default="test")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="test", help="split of DATA the originals come from")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image choice and of random attacks")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="an option of the attack, e.g. nb_candidates=10 or max_iter=100 (recorded in the manifest)")
     p.add_argument("--exclude", action="append", metavar="DIR",
                    help="attack folder(s) whose source images are left out (a calibration set disjoint from a test "
                         "set); repeat")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for one attack folder per ε (originals.npz, attacked.npz, "
+                   "manifest.json)")
     p.set_defaults(run=run_attack)
 
 
@@ -76,7 +77,7 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
                      help="instead of --data: folders written by fakescope attack (DIR, DIR/SPLIT or DIR/*); their "
                           "distinct originals are split by source group into validation / test / train")
     p.add_argument("--out", required=True, help="folder for detector_eval.json and the plots")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="split of DATA the originals come from")
     p.add_argument("--n-train", dest="n_train", type=int,
                    help="source images to train detectors on (default 1000, 0 with no --detector; with "
                         "--attack-dir: at most this many of the groups left over)")
@@ -104,11 +105,11 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-adaptive", dest="adaptive", action="store_false", help="skip the adaptive attack")
     p.add_argument("--adaptive-attack", dest="adaptive_attack", default="pgd:8", metavar="NAME:EPS",
                    help="the attack whose detector the adaptive PGD targets, and its budget (default pgd:8)")
-    p.add_argument("--adaptive-steps", dest="adaptive_steps", type=int, default=20)
+    p.add_argument("--adaptive-steps", dest="adaptive_steps", type=int, default=20, help="steps of the adaptive PGD")
     p.add_argument("--residual-epochs", dest="residual_epochs", type=int, help="residual-cnn epochs (default 8)")
     p.add_argument("--residual-width", dest="residual_width", type=int, help="residual-cnn width (default 16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits, attacks and detector training")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run_adversarial_benchmark)
 
 
@@ -125,7 +126,7 @@ def add_guard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold on clean "
                    "calibration images (default 0.05)")
     p.add_argument("--sharpness", type=float, default=2.0, help="smooth-max sharpness of the two scores")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for the guarded checkpoint (model.json + .safetensors)")
     p.set_defaults(run=run_guard)
 
 

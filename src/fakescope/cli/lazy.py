@@ -34,9 +34,10 @@ class Lazy(Sequence[str]):
 
 
 def model_names() -> list[str]:
-    from ..models import list_models
+    """The built-in architectures, read without importing torch (``models.registry.builtin_architectures``)."""
+    from ..models.registry import builtin_architectures
 
-    return list_models()
+    return list(builtin_architectures())
 
 
 def attack_names() -> list[str]:

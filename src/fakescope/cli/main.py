@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import adversarial, info, scan, serve, studies, train
 
@@ -20,8 +21,29 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 )
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless it has none (None, an empty list, a switch) or the help
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not text or "default" in text or not action.option_strings or default is argparse.SUPPRESS
+                or default is None or isinstance(default, bool) or default == []):
+            return text
+        return text + " (default %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with ``HelpFormatter`` (sub-commands are made of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fakescope", description="Detect AI-generated and adversarial images.")
+    parser = Parser(prog="fakescope", description="Detect AI-generated and adversarial images.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)

@@ -40,13 +40,19 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
              as_csv: bool = False, output: str | None = None, resume: bool = False, save: list[str] | None = None,
              max_rows: int = 60, workers: int | None = None, chunk: int = 512, bf16: bool = False,
              engine: str = "auto") -> int:
-    """Scan and print; returns the exit code (1 when any file could not be read)."""
+    """Scan and print; returns the exit code (1 when any file could not be read).
+
+    A progress bar on stderr when it is a terminal (not while rows stream to a terminal on stdout); after the
+    rows, one summary line on stderr, and one more counting the files in folders that were skipped and why.
+    """
     from ..io import write_text
-    from ..scanning.output import Verdict, render_table, summarise, to_csv, to_jsonl
+    from ..progress import counter
+    from ..scanning.output import Verdict, render_table, summarise, summarise_skipped, to_csv, to_jsonl
     from ..scanning.scan import scan
 
     prepare_scan_process()
     header = [True]
+    streaming = as_json or as_csv
 
     def stream(rows: list[Verdict]) -> None:
         if as_json:
@@ -57,14 +63,30 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
             header[0] = False
         sys.stdout.flush()
 
-    rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
-                on_rows=stream if (as_json or as_csv) else None, bf16=bf16, engine=engine)
-    if not (as_json or as_csv):
+    bar = sys.stderr.isatty() and not (streaming and sys.stdout.isatty())
+    with counter("scanning", disable=not bar) as tick:
+        rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
+                    on_rows=stream if streaming else None, bf16=bf16, engine=engine, progress=tick)
+    if not streaming:
         render_table(rows, max_rows)
     for target in save or []:
         write_text(target, to_csv(rows) if target.endswith(".csv") else to_jsonl(rows))
     print(summarise(rows), file=sys.stderr)
+    skipped = summarise_skipped(rows.skipped)
+    if skipped:
+        print(skipped, file=sys.stderr)
     return 1 if any(r.error for r in rows) else 0
+
+
+def probability(text: str) -> float:
+    """argparse type of ``--threshold``: a probability in [0, 1] (a bad one exits 2 with a clear message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1] (e.g. 0.5, not 50), got {text}")
+    return value
 
 
 def add_scan(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +96,8 @@ def add_scan(sub: argparse._SubParsersAction) -> None:
                    "path; repeat to run several models (e.g. both tasks) in one scan")
     p.add_argument("--task", choices=["synthetic", "adversarial", "both"],
                    help="pick the bundled model(s) for a task when --model is not given")
-    p.add_argument("--threshold", type=float, help="override the calibrated threshold")
+    p.add_argument("--threshold", type=probability, help="P(label 1) from which a file is FAKE/attacked, in [0, 1] "
+                   "(default: each model's calibrated threshold)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON lines on stdout instead of the table")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout instead of the table")

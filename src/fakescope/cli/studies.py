@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .adversarial import add_reproduce_adversarial_options, run_reproduce_adversarial
 from .lazy import Lazy, explainer_names, model_names
+from .scan import probability
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
@@ -25,42 +26,44 @@ def add_study(sub: argparse._SubParsersAction) -> None:
     studies = p.add_subparsers(dest="study", required=True)
     s = studies.add_parser("learning-curve", help="test accuracy against training images per class, over seeds")
     s.add_argument("--data", required=True, help="CIFAKE layout (train/ and test/)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="folder for learning_curve.json (+ .png) and one run per size and seed")
     s.add_argument("--sizes", type=int, nargs="+", help="training images per class (default 500 ... 45000)")
-    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    s.add_argument("--epochs", type=int, default=5)
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds, one run each")
+    s.add_argument("--epochs", type=int, default=5, help="epochs of each run")
     s.add_argument("--arch", choices=Lazy(model_names), default="seed-cnn", metavar="ARCH",
                    help="architecture: %(choices)s (default seed-cnn)")
     s.add_argument("--test-data", dest="test_data", help="test set when DATA has no test/ split")
-    s.add_argument("--batch-size", type=int, dest="batch_size")
-    s.add_argument("--lr", type=float)
-    s.add_argument("--optimizer", choices=["sgd", "adam"])
+    s.add_argument("--batch-size", type=int, dest="batch_size", help="images per step (default: the architecture's "
+                   "recipe, as fakescope train)")
+    s.add_argument("--lr", type=float, help="learning rate (default: as fakescope train)")
+    s.add_argument("--optimizer", choices=["sgd", "adam"], help="default: as fakescope train")
     s.add_argument("--n-boot", type=int, default=200, dest="n_boot", help="bootstrap resamples for the CIs")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(run=run_learning_curve)
     s = studies.add_parser("robustness", help="accuracy under JPEG, blur, rescaling and noise")
-    s.add_argument("--model", required=True)
-    s.add_argument("--data", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--split", default="test")
-    s.add_argument("--limit", type=int, help="at most N images per class (seeded)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--model", required=True, help="bundled name or checkpoint path")
+    s.add_argument("--data", required=True, help="labelled images (CIFAKE layout, two-class folder, .npz, list)")
+    s.add_argument("--out", required=True, help="folder for robustness.json (+ .png)")
+    s.add_argument("--split", default="test", help="split of a CIFAKE-layout folder")
+    s.add_argument("--limit", type=int, help="at most N images per class (seeded; default all)")
+    s.add_argument("--seed", type=int, default=0, help="seed of --limit's choice and of the noise")
     s.add_argument("--family", action="append", help="jpeg, blur, downscale, resample or noise; repeat (default all)")
-    s.add_argument("--n-boot", type=int, default=200, dest="n_boot")
+    s.add_argument("--n-boot", type=int, default=200, dest="n_boot", help="bootstrap resamples for the CIs")
     s.set_defaults(run=run_robustness)
     s = studies.add_parser("evasion", help="FGSM/PGD evasion of the detector, before and after adversarial "
                            "fine-tuning")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="bundled name or checkpoint path")
     s.add_argument("--data", required=True, help="CIFAKE layout: test/ is attacked, train/ fine-tunes")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="folder for evasion.json (+ .png) and the fine-tuned checkpoint")
     s.add_argument("--eps", type=float, action="append", help="L-inf budget in 0..255 units; repeat (default 1 2 4 8)")
     s.add_argument("--steps", type=int, default=10, help="PGD steps")
     s.add_argument("--limit", type=int, default=1000, help="images per class, attacked and fine-tuned on")
-    s.add_argument("--finetune-epochs", type=int, default=1, dest="finetune_epochs")
+    s.add_argument("--finetune-epochs", type=int, default=1, dest="finetune_epochs",
+                   help="epochs of adversarial fine-tuning")
     s.add_argument("--finetune-eps", type=float, dest="finetune_eps", help="0..255 units (default: largest --eps)")
-    s.add_argument("--lr", type=float, default=1e-4)
-    s.add_argument("--batch-size", type=int, default=128, dest="batch_size")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
+    s.add_argument("--batch-size", type=int, default=128, dest="batch_size", help="fine-tuning images per step")
+    s.add_argument("--seed", type=int, default=0, help="seed of the image choice and the attacks' random starts")
     s.set_defaults(run=run_evasion)
 
 
@@ -128,13 +131,13 @@ def _pct(v: float | None) -> str:
 def add_reproduce(sub: argparse._SubParsersAction) -> None:
     """``fakescope reproduce cifake|adversarial``."""
     p = sub.add_parser("reproduce", help="reproduce the seed notebook's experiments")
-    p.add_argument("experiment", choices=["cifake", "adversarial"])
+    p.add_argument("experiment", choices=["cifake", "adversarial"], help="which notebook experiment")
     p.add_argument("--data", required=True, help="cifake: the CIFAKE folder (train/ and test/); adversarial: "
                    "CIFAR-10 class folders or python batches")
     p.add_argument("--out", help="default runs/reproduce-EXPERIMENT")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3, help="cifake: seeds of the seed notebook's protocol")
     p.add_argument("--no-full", action="store_false", dest="full", help="skip training seed-cnn on all data")
-    p.add_argument("--best-model", default="best")
+    p.add_argument("--best-model", default="best", help="cifake: our checkpoint compared with the notebook's CNN")
     add_reproduce_adversarial_options(p)
     p.set_defaults(run=run_reproduce)
 
@@ -155,9 +158,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
 def add_explain(sub: argparse._SubParsersAction) -> None:
     """``fakescope explain``."""
     p = sub.add_parser("explain", help="Grad-CAM and Integrated Gradients overlays with the verdict")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--model", default="fast")
-    p.add_argument("--out", default="explain")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", default="fast", help="bundled name or checkpoint path")
+    p.add_argument("--out", default="explain", help="folder for the PNGs and explanations.json")
     p.add_argument("--method", action="append", choices=Lazy(explainer_names), metavar="METHOD",
                    help="%(choices)s; repeat for several (default: all)")
     p.add_argument("--upscale", type=int, default=8, help="pixel size of the 32x32 input in the PNG")
@@ -179,11 +182,13 @@ def run_explain(args: argparse.Namespace) -> int:
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     """``fakescope evaluate``."""
     p = sub.add_parser("evaluate", help="metrics and plots of a model on a labelled dataset")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help="bundled name or checkpoint path")
+    p.add_argument("--data", required=True, help="labelled images: CIFAKE layout, two-class or class folders, .npz "
+                   "or file list")
     p.add_argument("--split", default="test", help="split of a CIFAKE-layout folder (default test)")
     p.add_argument("--out", help="folder for metrics.json, predictions.csv and plots")
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--threshold", type=probability, help="P(label 1) from which an image counts as label 1, in "
+                   "[0, 1] (default: the model's calibrated threshold)")
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     p.set_defaults(run=run_evaluate)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,9 @@ def default_workers() -> int:
 
 
 Decoded = tuple[np.ndarray | None, str | None, str | None, DecodeInfo | None]
+# ``progress(done, total)``: called with 0 before decoding starts, then after each chunk (and once with
+# ``total`` for a cache hit)
+ProgressFn = Callable[[int, int], None]
 
 
 def _decode_chunk(args: tuple[list[str], int, str]) -> list[Decoded]:
@@ -121,11 +124,13 @@ def iter_decoded(paths: list[str], size: int, resample: str = "bicubic", workers
 
 
 def decode_many(paths: list[str], size: int, resample: str = "bicubic", workers: int | None = None,
-                progress: object | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+                progress: ProgressFn | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Decode all ``paths`` → ``(images uint8 NHWC, ok mask, per-file error or None)``."""
     images = np.zeros((len(paths), size, size, 3), np.uint8)
     ok = np.zeros(len(paths), bool)
     errors: list[str | None] = [None] * len(paths)
+    if progress is not None:
+        progress(0, len(paths))
     for start, res in iter_decoded(paths, size, resample, workers):
         for j, (arr, err, *_rest) in enumerate(res):
             if arr is not None:
@@ -134,7 +139,7 @@ def decode_many(paths: list[str], size: int, resample: str = "bicubic", workers:
             else:
                 errors[start + j] = err
         if progress is not None:
-            progress(len(res))  # type: ignore[operator]
+            progress(start + len(res), len(paths))
     return images, ok, errors
 
 
@@ -155,7 +160,7 @@ def cache_dir() -> Path:
 
 
 def cached_decode(paths: list[str], size: int, resample: str = "bicubic", workers: int | None = None,
-                  use_cache: bool = True, progress: object | None = None
+                  use_cache: bool = True, progress: ProgressFn | None = None
                   ) -> tuple[np.ndarray, np.ndarray, list[str | None], str]:
     """``decode_many`` behind a uint8 ``.npy`` cache; returns ``(images, ok, errors, fingerprint)``."""
     fp = fingerprint(paths, size, resample)
@@ -166,6 +171,8 @@ def cached_decode(paths: list[str], size: int, resample: str = "bicubic", worker
             images = np.load(base.with_suffix(".npy"), allow_pickle=False)
             if images.shape == (len(paths), size, size, 3) and len(meta["errors"]) == len(paths):
                 errors = meta["errors"]
+                if progress is not None:
+                    progress(len(paths), len(paths))
                 return images, np.array([e is None for e in errors], bool), errors, fp
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             pass  # a broken cache entry is rebuilt below

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from .images import IMAGE_EXTS
+from .images import IMAGE_EXTS, UNSUPPORTED_EXTS
 
 # CIFAKE names: "NNNN (k).jpg" for CIFAR-10 class k = 2..10, bare "NNNN.jpg" for class 1.
 _CIFAKE_NAME = re.compile(r"^\d+(?: \((\d+)\))?\.[A-Za-z]+$")
@@ -26,11 +26,29 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def expand_paths(inputs: list[str], recursive: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
+# why a file inside a folder is not scanned (``skip_reason``); ``fakescope scan`` counts them by reason
+NOT_IMAGE, NO_EXTENSION, UNSUPPORTED, HIDDEN = "not an image", "no extension", "format not supported", "hidden file"
+
+
+def skip_reason(name: str) -> str | None:
+    """``None`` for a file name a folder scan decodes, else why it is left out (one of the reasons above)."""
+    ext = os.path.splitext(name)[1].lower()
+    if ext in IMAGE_EXTS:
+        return None
+    if name.startswith("."):
+        return HIDDEN
+    if not ext:
+        return NO_EXTENSION
+    return UNSUPPORTED if ext in UNSUPPORTED_EXTS else NOT_IMAGE
+
+
+def expand_paths(inputs: list[str], recursive: bool = True,
+                 skipped: list[tuple[str, str]] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """Expand files, folders and glob patterns into a sorted, de-duplicated list of files.
 
     Explicitly named files are kept whatever their extension (they get a per-file error if unreadable);
-    inside folders only image extensions are collected. Returns ``(files, problems)`` where problems are
+    inside folders only image extensions are collected, and each other file is appended to ``skipped`` (when
+    given) as ``(path, reason)`` (``skip_reason``). Returns ``(files, problems)`` where problems are
     ``(input, message)`` pairs for inputs that matched nothing or could not be listed. Symlinked folders are
     not followed, so symlink loops cannot trap the walk.
     """
@@ -45,7 +63,12 @@ def expand_paths(inputs: list[str], recursive: bool = True) -> tuple[list[str], 
                 dirs.sort()
                 if not recursive:
                     dirs.clear()
-                files.extend(os.path.join(root, n) for n in sorted(names) if is_image_name(n))
+                for n in sorted(names):
+                    why = skip_reason(n)
+                    if why is None:
+                        files.append(os.path.join(root, n))
+                    elif skipped is not None:
+                        skipped.append((os.path.join(root, n), why))
         elif os.path.lexists(item):
             files.append(item)
         elif glob.has_magic(item):
@@ -54,7 +77,7 @@ def expand_paths(inputs: list[str], recursive: bool = True) -> tuple[list[str], 
                 problems.append((item, "pattern matched no files"))
             for m in matched:
                 if os.path.isdir(m):
-                    sub, subp = expand_paths([m], recursive)
+                    sub, subp = expand_paths([m], recursive, skipped)
                     files.extend(sub)
                     problems.extend(subp)
                 else:

@@ -9,6 +9,7 @@ Conventions (documented in the README):
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -21,10 +22,29 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 50_000_000  # ~7000x7000; above this an image is refused before decoding (decompression bombs)
 MAX_BYTES = 256 * 1024 * 1024
-# Raster formats Pillow decodes in-process (multi-picture JPEGs, MPO, open through "JPEG"). Anything else
-# (EPS, PDF... which Pillow would hand to Ghostscript) is refused as "unknown format", whatever the file is named.
+# Raster formats Pillow decodes in-process (multi-picture JPEGs, MPO, open through "JPEG"), plus AVIF (Pillow's
+# own plugin, when built with libavif) and HEIF/HEIC (the pillow-heif plugin, registered on the first HEIF file).
+# Anything else (EPS, PDF... which Pillow would hand to Ghostscript) is refused, whatever the file is named:
+# known formats as "format not supported", the rest as "unknown or corrupt format".
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "TGA", "ICO")
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff", ".ppm",
+              ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".avif", ".heic", ".heif", ".hif"}
+# image formats met in the wild that fakescope does not decode: extension -> name (folder scans count them)
+UNSUPPORTED_EXTS = {".eps": "EPS", ".ps": "PostScript", ".pdf": "PDF", ".svg": "SVG", ".svgz": "SVG", ".psd": "PSD",
+                    ".xcf": "XCF", ".jxl": "JPEG XL", ".jp2": "JPEG 2000", ".j2k": "JPEG 2000", ".jpx": "JPEG 2000",
+                    ".ai": "Illustrator", ".emf": "EMF", ".wmf": "WMF", ".dng": "camera raw", ".cr2": "camera raw",
+                    ".cr3": "camera raw", ".nef": "camera raw", ".arw": "camera raw", ".raf": "camera raw",
+                    ".orf": "camera raw", ".rw2": "camera raw", ".icns": "ICNS", ".dds": "DDS", ".exr": "OpenEXR",
+                    ".hdr": "Radiance HDR", ".qoi": "QOI", ".pcx": "PCX"}
+# magic numbers of refused formats (checked only once Pillow has not identified the file)
+_UNSUPPORTED_MAGIC = ((b"%!PS", "EPS/PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"8BPS", "PSD"),
+                      (b"gimp xcf", "XCF"), (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+                      (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\xff\x0a", "JPEG XL"),
+                      (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"), (b"\xd7\xcd\xc6\x9a", "WMF"),
+                      (b"icns", "ICNS"), (b"DDS ", "DDS"), (b"\x76\x2f\x31\x01", "OpenEXR"),
+                      (b"#?RADIANCE", "Radiance HDR"), (b"qoif", "QOI"))
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
 RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -75,7 +95,7 @@ def decode_image(
                 data += fh.read(MAX_BYTES + 1 - len(data))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we refuse bombs ourselves
-            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+            with Image.open(io.BytesIO(data), formats=formats_for(data[:16])) as im:
                 return _decode_open(im, size, resample, ood_factor)
     except ImageError:
         raise
@@ -84,9 +104,64 @@ def decode_image(
     except Image.DecompressionBombError as e:
         raise ImageError(f"refused: decompression bomb ({e})") from None
     except UnidentifiedImageError:  # Pillow's message would show the repr of an in-memory buffer
-        raise ImageError("not a readable image: unknown or corrupt format") from None
+        raise ImageError(_unidentified(data)) from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile files; each becomes a per-file error
         raise ImageError(f"not a readable image: {type(e).__name__}: {e}") from None
+
+
+def formats_for(head: bytes) -> tuple[str, ...]:
+    """The Pillow formats tried on a file starting with ``head``: ``FORMATS``, and AVIF/HEIF for an ISO-BMFF
+    (``ftyp``) file when a plugin decodes them. pillow-heif is imported here, on the first HEIF file only."""
+    if head[4:8] != b"ftyp":
+        return FORMATS
+    brand = head[8:12]
+    extra = (("AVIF",) if avif_supported() else ()) + (("HEIF",) if brand in _HEIF_BRANDS and heif_supported() else ())
+    return FORMATS + extra
+
+
+@functools.cache
+def avif_supported() -> bool:
+    """Pillow's own AVIF plugin (Pillow >= 11.3 built with libavif), else the ``pillow-avif-plugin`` package."""
+    from PIL import features
+
+    if features.check("avif"):
+        return True
+    try:
+        import pillow_avif  # noqa: F401 - registers "AVIF" with Pillow
+    except ImportError:
+        return False
+    return "AVIF" in Image.OPEN
+
+
+@functools.cache
+def heif_supported() -> bool:
+    """HEIF/HEIC through ``pillow-heif`` (registered with Pillow on first use)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return "HEIF" in Image.OPEN
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow could not open ``data``: a known format fakescope does not decode, or an unknown/corrupt one."""
+    head = data[:64]
+    name = next((n for magic, n in _UNSUPPORTED_MAGIC if head.startswith(magic)), None)
+    if name is None and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        name = ("AVIF" if brand in _AVIF_BRANDS else "HEIF/HEIC" if brand in _HEIF_BRANDS else None)
+        if name and not (avif_supported() if name == "AVIF" else heif_supported()):
+            plugin = "a Pillow built with libavif" if name == "AVIF" else "pip install pillow-heif"
+            return f"format not supported: {name} (needs {plugin})"
+        if name:
+            return f"not a readable image: corrupt {name} file"
+    if name is None and (b"<svg" in data[:1024] or head.lstrip().startswith(b"<?xml")):
+        name = "SVG"
+    if name is not None:
+        return (f"format not supported: {name} (fakescope decodes JPEG, PNG, GIF, BMP, WebP, TIFF, PPM/PGM, TGA, ICO, "
+                "AVIF and HEIC)")
+    return "not a readable image: unknown or corrupt format"
 
 
 def _decode_open(im: Image.Image, size: int | None, resample: str, ood_factor: float) -> tuple[np.ndarray, DecodeInfo]:

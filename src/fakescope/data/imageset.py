@@ -81,10 +81,21 @@ def train_val_split(ds: ImageSet, val_fraction: float = 0.05, seed: int = 0) -> 
     return ds.subset(np.flatnonzero(~in_val)), ds.subset(np.flatnonzero(in_val))
 
 
+def per_class_choice(labels: np.ndarray, n_classes: int, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` items of each class, drawn with ``seed`` (``None`` or 0: all).
+
+    The one seeded choice of ``--train-limit``: ``subsample_per_class`` applies it to an ``ImageSet``, and a
+    folder source to its file list before decoding (so only the chosen files are decoded)."""
+    labels = np.asarray(labels)
+    if not per_class:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed + 7)
+    idx = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(n_classes)]
+    return np.sort(np.concatenate(idx)) if idx else np.zeros(0, np.int64)
+
+
 def subsample_per_class(ds: ImageSet, per_class: int | None, seed: int = 0) -> ImageSet:
     """At most ``per_class`` images of each class, drawn with ``seed`` (``None`` or 0: the whole set)."""
     if not per_class:
         return ds
-    rng = np.random.default_rng(seed + 7)
-    idx = [rng.permutation(np.flatnonzero(ds.labels == c))[:per_class] for c in range(len(ds.classes))]
-    return ds.subset(np.sort(np.concatenate(idx)))
+    return ds.subset(per_class_choice(ds.labels, len(ds.classes), per_class, seed))

@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .arrays import read_npz_or_fail
-from .decode import cached_decode
+from .decode import ProgressFn, cached_decode, fingerprint
 from .files import cifar_class_from_name, is_image_name
-from .imageset import DataError, ImageSet, check_balance
+from .imageset import DataError, ImageSet, check_balance, per_class_choice, subsample_per_class
 from .tasks import TASKS
 
 _SYNTHETIC_NAMES = {"real": 0, "fake": 1, "clean": 0, "attacked": 1, "adversarial": 1, "adv": 1}
-
-
 
 
 def class_dirs(root: Path, task: str) -> list[tuple[str, Path]]:
@@ -46,8 +44,13 @@ def resolve_split(root: str | os.PathLike[str], split: str) -> Path:
 
 
 def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
-                workers: int | None = None, use_cache: bool = True, progress: object | None = None) -> ImageSet:
-    """Load a CIFAKE-layout split, a two-class folder or class folders (``task='classify'``)."""
+                workers: int | None = None, use_cache: bool = True, progress: ProgressFn | None = None,
+                per_class: int = 0, seed: int = 0) -> ImageSet:
+    """Load a CIFAKE-layout split, a two-class folder or class folders (``task='classify'``).
+
+    ``per_class`` > 0: at most that many images of each class, the choice ``subsample_per_class(ds, per_class,
+    seed)`` makes, and only those files are decoded. The fingerprint is always that of the whole folder.
+    """
     base = resolve_split(root, split)
     dirs = class_dirs(base, task)
     paths: list[str] = []
@@ -58,16 +61,28 @@ def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int
         labels += [i] * len(files)
     if not paths:
         raise DataError(f"{base}: no image files found under {[d.name for _, d in dirs]}")
+    if per_class:
+        chosen = per_class_choice(np.asarray(labels), len(dirs), per_class, seed)
+        sub = [paths[i] for i in chosen]
+        images, ok, errors, _ = cached_decode(sub, size, workers=workers, use_cache=use_cache, progress=progress)
+        if ok.all():  # else decode everything and choose among the readable files, as subsample_per_class does
+            return _folder_set(sub, [labels[i] for i in chosen], dirs, task, images, ok, errors,
+                               fingerprint(paths, size, "bicubic"))
     images, ok, errors, fp = cached_decode(paths, size, workers=workers, use_cache=use_cache, progress=progress)
+    ds = _folder_set(paths, labels, dirs, task, images, ok, errors, fp)
+    return subsample_per_class(ds, per_class, seed) if per_class else ds
+
+
+def _folder_set(paths: list[str], labels: list[int], dirs: list[tuple[str, Path]], task: str, images: np.ndarray,
+                ok: np.ndarray, errors: list[str | None], fp: str) -> ImageSet:
+    """The readable files of a decoded folder as an ``ImageSet`` (unreadable ones warned about and skipped)."""
     skipped = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
     if skipped:
         warnings.warn(f"{len(skipped)} unreadable file(s) skipped, e.g. {skipped[0][0]}: {skipped[0][1]}",
-                      stacklevel=2)
+                      stacklevel=3)
     keep = np.flatnonzero(ok)
     y = np.asarray(labels, np.int64)[keep]
-    cc = np.array([cifar_class_from_name(p) for p in paths], np.int64)[keep]
-    if task == "classify":
-        cc = y.copy()
+    cc = y.copy() if task == "classify" else np.array([cifar_class_from_name(p) for p in paths], np.int64)[keep]
     ds = ImageSet(images[keep], y, [n for n, _ in dirs], cc, [paths[i] for i in keep], fingerprint=fp,
                   skipped=skipped)
     check_balance(ds)
@@ -126,9 +141,11 @@ def load_file_list(list_path: str | os.PathLike[str], size: int = 32, classes: l
 
 
 def load_dataset(source: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
-                 workers: int | None = None, progress: object | None = None) -> ImageSet:
+                 workers: int | None = None, progress: ProgressFn | None = None, per_class: int = 0,
+                 seed: int = 0) -> ImageSet:
     """Dispatch on what ``source`` is: folder, CIFAR-10 python batches, attack folder(s) (``attacksets``),
-    ``.npz`` or file list."""
+    ``.npz`` or file list. ``per_class``/``seed``: a folder decodes only the images ``subsample_per_class`` would
+    keep (other sources load whole; subsample them)."""
     s = str(source)
     if os.path.isdir(s):
         from .attacksets import find_attack_dirs, load_attack_sets
@@ -140,7 +157,7 @@ def load_dataset(source: str | os.PathLike[str], task: str = "synthetic", size: 
             if task != "adversarial":
                 raise DataError(f"{s} holds attack folders (clean/attacked pairs): use task 'adversarial'")
             return load_attack_sets(s, size, split)
-        return load_folder(s, task, size, split, workers, progress=progress)
+        return load_folder(s, task, size, split, workers, progress=progress, per_class=per_class, seed=seed)
     if s.endswith(".npz"):
         return load_npz(s, task=task)
     if s.endswith((".txt", ".lst", ".csv")):

@@ -7,6 +7,7 @@ checkpoints are also listed with the hashes of both files in ``weights/MANIFEST.
 from __future__ import annotations
 
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -177,6 +178,50 @@ def _verify_hashes(jpath: Path, wpath: Path, doc: dict[str, Any]) -> None:
         entry = manifest["checkpoints"].get(jpath.stem)
         if entry is None or entry["json_sha256"] != sha256_file(jpath) or entry["weights_sha256"] != digest:
             raise CheckpointError(f"{jpath}: bundled checkpoint does not match weights/MANIFEST.json (tampered?)")
+
+
+_BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def tensor_header(wpath: str | os.PathLike[str]) -> dict[str, Any]:
+    """The tensor table of a safetensors file (name -> dtype, shape, offsets), read from its header alone."""
+    with open(wpath, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < n <= MAX_JSON_BYTES * 16:
+            raise CheckpointError(f"{wpath}: not a readable safetensors file (header size {n})")
+        try:
+            table = json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{wpath}: not a readable safetensors file ({e})") from None
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{wpath}: not a readable safetensors file (header is not a table)")
+    table.pop("__metadata__", None)
+    return table
+
+
+def describe_checkpoint(model: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a checkpoint knows about itself, without torch: its spec, metrics, training config, data fingerprint,
+    the SHA-256 of both files (the weights' verified against the metadata, and the manifest for bundled ones) and
+    its parameter count from the safetensors header (every value but BatchNorm running statistics)."""
+    jpath = resolve(model)
+    doc = read_metadata(jpath)
+    wpath = checked_weights(jpath, doc)
+    spec = ModelSpec.from_dict(doc["spec"])
+    table = tensor_header(wpath)
+    params = 0
+    for name, t in table.items():
+        shape = t.get("shape", []) if isinstance(t, dict) else []
+        if not name.endswith(_BN_STATS):
+            params += math.prod(int(d) for d in shape)
+    return {"name": display_name(model), "json_file": str(jpath), "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
+            "task": spec.task, "classes": spec.classes, "image_size": spec.image_size, "threshold": spec.threshold,
+            "temperature": spec.temperature, "tta": spec.tta, "metrics": doc.get("metrics", {}),
+            "parameters": params, "tensors": len(table), "train_config": doc.get("train_config"),
+            "data_fingerprint": doc.get("data_fingerprint"), "weights_file": str(wpath),
+            "weights_sha256": doc["weights_sha256"], "json_sha256": sha256_file(jpath),
+            "fakescope_version": doc.get("fakescope_version"), "trained_with": doc.get("trained_with"),
+            "bundled": jpath.parent.resolve() == bundled_dir().resolve()}
 
 
 def _stem(path: str | os.PathLike[str]) -> Path:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.files import HIDDEN, NO_EXTENSION, NOT_IMAGE, UNSUPPORTED
 from ..io import read_jsonl
 
 FIELDS = ["path", "task", "label", "score", "threshold", "model", "error", "warning"]
@@ -70,7 +71,7 @@ def summarise(rows: list[Verdict]) -> str:
     counts: dict[str, int] = {}
     for r in ok:
         counts[f"{r.model}:{r.label}"] = counts.get(f"{r.model}:{r.label}", 0) + 1
-    parts = [f"{len(ok)} verdicts ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"]
+    parts = [f"{_plural(len(ok), 'verdict')} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"]
     if errs:
         parts.append(f"{len(errs)} unreadable: " + "; ".join(f"{e.path}: {e.error}" for e in errs[:3])
                      + (" ..." if len(errs) > 3 else ""))
@@ -78,6 +79,40 @@ def summarise(rows: list[Verdict]) -> str:
         parts.append(f"{len(warn)} with a warning (outside the model's training data, or resized/JPEG for the "
                      "adversarial task; see 'warning')")
     return " | ".join(parts)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+# skip reasons (``data.files.skip_reason``) as counted words: (one, several)
+_REASONS = {NOT_IMAGE: ("not an image", "not images"), UNSUPPORTED: ("format not supported", "format not supported"),
+            NO_EXTENSION: ("no extension", "no extension"), HIDDEN: ("hidden file", "hidden files")}
+
+
+def summarise_skipped(skipped: list[tuple[str, str]]) -> str | None:
+    """``skipped 3 files: 2 not images (.txt), 1 no extension`` for a scan's skipped files (``None`` for none)."""
+    if not skipped:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for path, why in skipped:
+        by_reason.setdefault(why, []).append(os.path.splitext(path)[1].lower())
+    parts = []
+    for why, exts in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        one, many = _REASONS.get(why, (why, why))
+        counts = sorted(((exts.count(e), e) for e in set(exts) if e), key=lambda c: (-c[0], c[1]))
+        shown = [e if len(counts) == 1 else f"{e} {n}" for n, e in counts[:5]] + (["..."] if len(counts) > 5 else [])
+        parts.append(f"{len(exts)} {one if len(exts) == 1 else many}" + (f" ({', '.join(shown)})" if shown else ""))
+    return f"skipped {_plural(len(skipped), 'file')}: " + ", ".join(parts)
+
+
+class ScanRows(list):  # type: ignore[type-arg] - a list of Verdict
+    """What ``scan()`` returns: its rows (a plain list of ``Verdict``), and ``skipped``: ``(path, reason)`` for each
+    file inside a scanned folder that was not an image fakescope decodes."""
+
+    def __init__(self, rows: list[Verdict] | None = None, skipped: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(rows or [])
+        self.skipped: list[tuple[str, str]] = list(skipped or [])
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..data.files import expand_paths
 from ..data.images import DecodeInfo
 from ..models.checkpoint import display_name, read_metadata
 from ..models.spec import ModelSpec
-from .output import Verdict, done_keys, drop_torn_tail, to_jsonl
+from .output import ScanRows, Verdict, done_keys, drop_torn_tail, to_jsonl
 
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
@@ -34,8 +34,7 @@ if TYPE_CHECKING:  # torch is imported when the models load, after decoding has 
 
 
 ENGINES = ("auto", "torch", "onnx")
-
-
+Progress = Callable[[int, int], None]  # progress(done, total)
 
 
 @dataclass
@@ -66,34 +65,39 @@ def default_workers(n_files: int, chunk: int) -> int:
 
 def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | None = None, chunk: int = 512,
               workers: int | None = None, skip: set[tuple[str, str]] | None = None, bf16: bool = False,
-              engine: str = "auto") -> Iterator[list[Verdict]]:
+              engine: str = "auto", skipped: list[tuple[str, str]] | None = None,
+              progress: Progress | None = None) -> Iterator[list[Verdict]]:
     """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
 
     ``models``: loaded ``Scorer``s (``Detector``, ``OnnxDetector``), bundled names or checkpoint paths (loaded once
-    decoding has started).
+    decoding has started). ``skipped`` (a list) receives ``(path, reason)`` for each file inside a folder that is
+    not scanned (``data.files.skip_reason``); ``progress(done, total)`` is called with the image files scored.
     """
-    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine)
+    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine, skipped,
+                      progress)
 
 
-def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None, chunk: int,
-               workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool,
-               engine: str = "auto") -> Iterator[list[Verdict]]:
+def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None, chunk: int,  # long: one pipeline
+               workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool, engine: str = "auto",
+               skipped: list[tuple[str, str]] | None = None,
+               progress: Progress | None = None) -> Iterator[list[Verdict]]:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if not plans:
         raise ValueError("scan needs at least one model")
+    check_threshold(threshold)
     sizes = {p.spec.image_size for p in plans}
     if len(sizes) != 1:
         raise ValueError(f"models in one scan must share an input size, got {sorted(sizes)}")
     size = sizes.pop()
-    files, problems = expand_paths(inputs)
+    files, problems = expand_paths(inputs, skipped=skipped)
     skip = skip or set()
     arrays = [f for f in files if is_array_file(f)]  # .npz: one row per image, keyed FILE#INDEX
     todo = [f for f in files if not is_array_file(f) and any((_display(f), p.name) not in skip for p in plans)]
     workers = default_workers(len(todo), chunk) if workers is None else workers
     resample = plans[0].spec.resample
     with DecodeStream(todo, size, resample, workers, chunk) as stream:
-        dets = _load(plans, engine, bf16)
+        dets = _load(plans, engine, bf16, max(1, available_cpus() - stream.workers))
         for item, msg in problems:
             key = _display(item)
             rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in dets
@@ -102,11 +106,22 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
                 yield rows
         for a in arrays:
             yield from _array_rows(a, dets, threshold, skip, bf16, size, resample, chunk)
-        yield from _score(stream, todo, dets, threshold, skip, bf16, size)
+        yield from _score(stream, todo, dets, threshold, skip, bf16, size, progress)
 
 
-def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> list[Scorer]:
-    """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch."""
+def check_threshold(threshold: float | None) -> None:
+    """``None`` (each model's calibrated threshold) or a probability in [0, 1]; else a ``ValueError``."""
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+
+
+def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False, threads: int | None = None) -> list[Scorer]:
+    """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch.
+
+    ``threads``: ONNX Runtime's intra-op threads, the CPUs the decode workers leave (its threads do not shrink
+    later, as torch's do in ``_score``: one thread per core busy is what scores most images per CPU second)."""
     from ..inference import onnx_engine
 
     for p in plans:
@@ -114,10 +129,10 @@ def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False) -> li
             continue
         runnable = not bf16 and onnx_engine.supports(p.spec) and onnx_engine.available()
         if engine == "onnx" and not runnable:
-            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime and onnx installed, float32 "
+            raise ValueError(f"--engine onnx cannot run {p.name!r}: it needs onnxruntime installed, float32 "
                              f"(no --bf16) and one of the architectures {', '.join(onnx_engine.ARCHITECTURES)}")
         if engine != "torch" and runnable:
-            p.detector = onnx_engine.OnnxDetector.load(p.source)
+            p.detector = onnx_engine.OnnxDetector.load(p.source, threads=threads)
         else:
             from ..inference.scorer import Detector
 
@@ -142,11 +157,20 @@ def _array_rows(path: str, dets: list[Scorer], threshold: float | None, skip: se
 
 
 def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold: float | None,
-           skip: set[tuple[str, str]], bf16: bool, size: int) -> Iterator[list[Verdict]]:
+           skip: set[tuple[str, str]], bf16: bool, size: int, progress: Progress | None = None
+           ) -> Iterator[list[Verdict]]:
     """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
+    def rows(start: int, results: list[Decoded]) -> list[Verdict]:
+        out = _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+        if progress is not None:
+            progress(start + len(results), len(todo))
+        return out
+
+    if progress is not None:
+        progress(0, len(todo))
     if not any(getattr(d, "uses_torch", True) for d in dets):  # no torch here; ORT's idle threads do not spin
         for start, results in stream:
-            yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+            yield rows(start, results)
         return
     import torch
 
@@ -156,7 +180,7 @@ def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold:
             want = threads if stream.done() else max(1, threads - stream.workers)
             if torch.get_num_threads() != want:
                 torch.set_num_threads(want)
-            yield _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+            yield rows(start, results)
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
@@ -199,11 +223,15 @@ def adversarial_warning(info: DecodeInfo | None, size: int) -> str | None:
             "above all) says little; scan the exact pixels the classifier received, losslessly stored")
 
 
-def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold: float | None = None,
+def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold: float | None = None,  # long: I/O
          output: str | os.PathLike[str] | None = None, resume: bool = False, chunk: int = 512,
          workers: int | None = None, on_rows: Callable[[list[Verdict]], None] | None = None,
-         bf16: bool = False, engine: str = "auto") -> list[Verdict]:
+         bf16: bool = False, engine: str = "auto", progress: Progress | None = None) -> ScanRows:
     """Scan ``inputs`` (files, folders, globs) with one or more models; returns all new rows.
+
+    The rows are a list of ``Verdict`` (a ``ScanRows``) whose ``skipped`` attribute lists ``(path, reason)`` for
+    each file inside a folder that was not scanned (not an image, no extension, a format not supported, hidden;
+    ``output.summarise_skipped`` words it). ``progress(done, total)`` follows the image files scored.
 
     ``output`` (``.jsonl``): rows are appended and fsynced chunk by chunk; ``resume`` skips rows already there.
     ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
@@ -212,6 +240,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     """
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
+    check_threshold(threshold)
     plans = [_plan(m) for m in models]  # unknown or malformed checkpoints fail here, before any output
     if output and resume:
         drop_torn_tail(output)
@@ -219,9 +248,10 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     if output and not resume and Path(output).exists():
         raise FileExistsError(f"{output} exists; pass resume=True (--resume) to continue it, or remove it")
     out_fh = None
-    all_rows: list[Verdict] = []
+    all_rows = ScanRows()
     try:
-        for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16, engine):
+        for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16, engine, all_rows.skipped,
+                               progress):
             if output and out_fh is None:
                 out_fh = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed below
             if out_fh is not None:

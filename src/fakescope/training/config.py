@@ -1,8 +1,13 @@
-"""Training configuration: defaults, then a config file (JSON or TOML), then flags."""
+"""Training configuration: defaults, then a config file (JSON or TOML), then flags; on resume, the run's own
+``config.json`` instead of the defaults, and only changes that leave the data and the split alone.
+
+Importing this module costs no torch (``fakescope train --help`` shows ``TrainConfig``'s defaults from it).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -10,7 +15,6 @@ from typing import Any
 import tomllib
 
 from ..data.tasks import check_task
-from ..data.transforms import AUGMENTS
 
 SCHEDULES = ("onecycle", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -54,6 +58,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """A ``ValueError`` naming the field and its allowed values for an unknown choice."""
+        from ..data.transforms import AUGMENTS  # torch: imported when a config is built, not with this module
+
         check_task(self.task)
         for name, allowed in (("schedule", SCHEDULES), ("optimizer", OPTIMIZERS), ("augment", AUGMENTS),
                               ("amp", AMP_MODES)):
@@ -91,13 +97,82 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(file: str | Path | None = None, **flags: Any) -> TrainConfig:
-    """Defaults ← config file ← flags (``None`` flags are ignored). Unknown keys are an error."""
-    names = {f.name for f in fields(TrainConfig)}
-    merged: dict[str, Any] = {}
+    """Defaults ← config file ← flags (``None`` flags are ignored). Unknown keys are an error.
+
+    With ``resume`` the base is the run's saved ``config.json`` (in ``out``) instead of the defaults: what is not
+    given again is what the run was started with. ``fit`` then refuses any given value that would change the data
+    or the split (see ``resume_changes``).
+    """
+    given: dict[str, Any] = {}
     if file:
-        merged.update(load_config_file(file))
-    merged.update({k: v for k, v in flags.items() if v is not None})
-    unknown = set(merged) - names
-    if unknown:
-        raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        given.update(load_config_file(file))
+    given.update({k: v for k, v in flags.items() if v is not None})
+    _check_keys(given, "config")
+    merged: dict[str, Any] = {}
+    if given.get("resume"):
+        merged.update(saved_config(given.get("out", TrainConfig.out)) or {})
+    merged.update(given)
     return TrainConfig(**merged)
+
+
+def _check_keys(d: dict[str, Any], what: str) -> None:
+    unknown = set(d) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {sorted(unknown)}")
+
+
+# What a resumed run may change: none of these alter the images, the labels or the validation split.
+RESUMABLE = ("epochs", "threads", "workers", "device", "amp", "log_every", "resume")
+_FLAGS = {"arch_kwargs": "--width", "flip": "--no-flip", "tta": "--no-tta"}
+
+
+def flag_name(name: str) -> str:
+    """The ``fakescope train`` flag that sets config field ``name``."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def saved_config(out: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``config.json`` a run folder was started with (``None`` when there is none)."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the run's config ({e})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: not a training config")
+    _check_keys(saved, f"{path}")
+    return saved
+
+
+def _same(name: str, old: Any, new: Any, saved: dict[str, Any], cfg: dict[str, Any]) -> bool:
+    if name in ("data", "out"):
+        return old == new or (bool(old) and bool(new) and os.path.abspath(old) == os.path.abspath(new))
+    if name == "split_seed":  # no split seed means the seed: equal split seeds are the same split
+        return validation_seed(saved) == validation_seed(cfg)
+    return old == new
+
+
+def resume_changes(saved: dict[str, Any], cfg: TrainConfig, epochs_done: int = 0,
+                   where: str = "the run") -> dict[str, list[Any]]:
+    """``{field: [saved, new]}`` for what resuming ``cfg`` changes in a run started with ``saved``.
+
+    A change to anything but ``RESUMABLE`` (the data, the split, the model, the optimisation) is a ``ValueError``
+    naming each field and its flag; so is asking for fewer epochs than the ``epochs_done`` already trained. ``out``
+    may differ (a run folder moved elsewhere is still the run): that is recorded, not refused.
+    """
+    full = TrainConfig(**saved).to_dict()  # fields added since the run started take their defaults
+    new = cfg.to_dict()
+    changed = {k: [full[k], new[k]] for k in new if not _same(k, full[k], new[k], full, new)}
+    refused = [k for k in changed if k not in RESUMABLE and k != "out"]  # a moved run folder is still the run
+    if refused:
+        raise ValueError(f"cannot resume {where} with a different " + "; ".join(
+            f"{k} ({flag_name(k)}): {changed[k][0]!r} in config.json, {changed[k][1]!r} given" for k in refused)
+            + ". Resuming keeps the data and the split; drop these (the saved values apply) or train into another "
+            "--out. Only " + ", ".join(flag_name(k) for k in RESUMABLE if k not in ("resume", "log_every"))
+            + " may change")
+    if cfg.epochs < epochs_done:
+        raise ValueError(f"cannot resume {where} with --epochs {cfg.epochs}: {epochs_done} epochs are already trained")
+    changed.pop("resume", None)
+    return changed

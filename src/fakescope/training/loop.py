@@ -8,6 +8,7 @@ all train through them. ``train_step`` and ``evaluate_split`` return dicts of me
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -30,8 +31,8 @@ from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import ModelSpec, Net, save_checkpoint
-from ..progress import Progress, printer
-from .config import TrainConfig, validation_seed
+from ..progress import Progress, counter, printer
+from .config import TrainConfig, resume_changes, saved_config, validation_seed
 from .state import load_state, save_state
 
 
@@ -143,17 +144,25 @@ class _Run:
 def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train, calibrate on validation, save ``model.safetensors/json`` in ``cfg.out``; returns final metrics.
 
+    With ``cfg.resume`` the run folder's ``config.json`` rules: a value of ``cfg`` that differs from it is refused
+    unless it cannot change the data or the split (``config.RESUMABLE``: more epochs, threads, workers, device,
+    amp); allowed changes are printed and recorded (a ``"resume"`` line in ``history.jsonl``). The data must be
+    the same too (``"data"`` line: fingerprint and split digest). Build a resumed config with
+    ``resolve_config(out=..., resume=True)`` to take everything else from the run.
+
     For the run only, torch's global RNG is seeded with ``cfg.seed`` and its thread count set to ``cfg.threads``
     (0: left as it is); both are restored afterwards, also when training fails.
     """
-    run = _prepare_dir(cfg)
-    device = pick_device(cfg.device)
     say = printer(quiet)
+    run, changes = _prepare_dir(cfg)
+    device = pick_device(cfg.device)
     with _torch_globals(cfg, device):
-        ds, train, val = _load_data(cfg, dataset)
+        with _decode_reporter(cfg, say, quiet) as on_decode:
+            ds, train, val = _load_data(cfg, dataset, on_decode)
         say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
         net, opt = _build(cfg, ds.classes, device)
         start_epoch, step = _resume(run, cfg, net, opt, say)
+        _record_data(run, ds, train, val, start_epoch, step, changes, say)
         r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet)
         x_all = torch.from_numpy(train.images).permute(0, 3, 1, 2).to(device).contiguous(
             memory_format=torch.channels_last)
@@ -163,14 +172,22 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
         return finalize(run, net, val, cfg, ds.fingerprint)
 
 
-def _prepare_dir(cfg: TrainConfig) -> Path:
-    """``cfg.out``, created, refusing to overwrite a finished or interrupted run unless resuming; writes config."""
+def _prepare_dir(cfg: TrainConfig) -> tuple[Path, dict[str, list[Any]]]:
+    """``cfg.out``, created, refusing to overwrite a finished or interrupted run unless resuming, and refusing a
+    resume that changes the data or the split; writes ``config.json``. Returns the folder and what resuming
+    changes (``config.resume_changes``)."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and (run / "last.json").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    changes: dict[str, list[Any]] = {}
+    saved = saved_config(run) if cfg.resume else None
+    if saved is not None:
+        last = run / "last.json"
+        done = int(json.loads(last.read_text(encoding="utf-8")).get("epoch", 0)) if last.exists() else 0
+        changes = resume_changes(saved, cfg, done, str(run))
     write_json(run / "config.json", cfg.to_dict())
-    return run
+    return run, changes
 
 
 @contextmanager
@@ -193,16 +210,36 @@ def _torch_globals(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
                 torch.set_num_threads(threads)
 
 
-def _load_data(cfg: TrainConfig, dataset: ImageSet | None) -> tuple[ImageSet, ImageSet, ImageSet]:
-    """The training data (at most ``cfg.train_limit`` images per class) and its train / validation split."""
+def _load_data(cfg: TrainConfig, dataset: ImageSet | None,
+               on_decode: Callable[[int, int], None] | None = None) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """The training data (at most ``cfg.train_limit`` images per class: a folder decodes only those) and its
+    train / validation split."""
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.task, cfg.image_size, "train",
-                                                          workers=cfg.workers or None)
-    ds = subsample_per_class(ds, cfg.train_limit, cfg.seed)
+                                                          workers=cfg.workers or None, progress=on_decode,
+                                                          per_class=cfg.train_limit, seed=cfg.seed)
+    ds = subsample_per_class(ds, cfg.train_limit, cfg.seed)  # the same choice again: a no-op on a limited folder
     check_balance(ds)
     train, val = train_val_split(ds, cfg.val_fraction, validation_seed(cfg.to_dict()))
     if len(train) < cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(train)} training images")
     return ds, train, val
+
+
+@contextmanager
+def _decode_reporter(cfg: TrainConfig, say: Callable[[str], None],
+                     quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` for decoding the training files: one line when it starts, then a bar."""
+    with counter("decoding", disable=quiet) as tick:
+        started: list[bool] = []
+
+        def on_decode(done: int, total: int) -> None:
+            if not started:
+                started.append(True)
+                say(f"data: {total} images from the decode cache" if done >= total else
+                    f"data: decoding {total} images of {cfg.data} ...")
+            tick(done, total)
+
+        yield on_decode
 
 
 def _build(cfg: TrainConfig, data_classes: list[str], device: torch.device) -> tuple[Net, torch.optim.Optimizer]:
@@ -228,6 +265,34 @@ def _resume(run: Path, cfg: TrainConfig, net: Net, opt: torch.optim.Optimizer,
         kept = [r for r in read_jsonl(history) if r.get("epoch", 0) <= start_epoch]
         write_bytes(history, "".join(json.dumps(r) + "\n" for r in kept).encode())
     return start_epoch, step
+
+
+def _split_digest(train: ImageSet, val: ImageSet) -> str:
+    """SHA-256 of the validation images and labels and of the training labels: the split a run trains on."""
+    h = hashlib.sha256()
+    for a in (val.images, val.labels, train.labels):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _record_data(run: Path, ds: ImageSet, train: ImageSet, val: ImageSet, start_epoch: int, step: int,
+                 changes: dict[str, list[Any]], say: Callable[[str], None]) -> None:
+    """A fresh run: a ``"data"`` line in ``history.jsonl``. A resumed one: refuse other data than that line's,
+    then a ``"resume"`` line with what changed (``{field: [saved, new]}``)."""
+    history = run / "history.jsonl"
+    digest = _split_digest(train, val)
+    if start_epoch == 0:
+        append_jsonl(history, {"kind": "data", "epoch": 0, "fingerprint": ds.fingerprint, "train": len(train),
+                               "val": len(val), "split_sha256": digest})
+        return
+    rec = next((r for r in read_jsonl(history) if r.get("kind") == "data"), None)
+    if rec is not None and rec.get("split_sha256") != digest:
+        raise ValueError(f"cannot resume {run}: its data changed since the run started ({rec.get('train')} train / "
+                         f"{rec.get('val')} validation images then, {len(train)} / {len(val)} now, or other "
+                         "pixels); train into another --out")
+    append_jsonl(history, {"kind": "resume", "epoch": start_epoch, "step": step, "changed": changes})
+    if changes:
+        say("resume changes " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
 
 
 def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor, torch.Tensor], Batch]:
