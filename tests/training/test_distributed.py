@@ -142,3 +142,12 @@ def test_one_process_world_changes_nothing() -> None:
     assert [b.tolist() for b in two.batch_indices(perm, 4, 2)] == [perm[[1, 3]].tolist(), perm[[5, 7]].tolist()]
     with pytest.raises(ValueError, match="multiple of the 2 processes"):
         two.local_batch(5)
+
+
+def test_two_processes_train_from_shards(cifake_tiny: Path, tmp_path: Path) -> None:
+    from fakescope.data.shards import pack
+
+    pack(cifake_tiny, tmp_path / "shards", shard_images=8)
+    run = tmp_path / "run"
+    _spawn(2, tiny_cfg(run, tmp_path / "shards", epochs=2).to_dict())
+    assert [e["world_size"] for e in _epochs(run)] == [2, 2] and (run / "model.json").exists()

@@ -31,7 +31,7 @@ from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import ModelSpec, Net, save_checkpoint
 from ..progress import Progress, printer
-from . import distributed
+from . import distributed, streaming
 from .config import TrainConfig, validation_seed
 from .state import load_state, save_state
 
@@ -134,7 +134,7 @@ class _Run:
     cfg: TrainConfig
     net: Net
     opt: torch.optim.Optimizer
-    train: ImageSet
+    train: ImageSet | streaming.ShardTrain
     val: ImageSet
     device: torch.device
     amp: bool
@@ -161,7 +161,8 @@ def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distrib
         run = _prepare_dir(cfg, world.size) if world.is_main else Path(cfg.out)
     with _torch_globals(cfg, device):
         with world.main_first():
-            ds, train, val = _load_data(cfg, dataset)
+            ds, train, val = streaming.load_shards(cfg) if streaming.is_shards(cfg, dataset) else \
+                _load_data(cfg, dataset)
         say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}"
             + (f", {world.size} processes" if world.active else ""))
         net, opt = _build(cfg, ds.classes, device)
@@ -170,11 +171,9 @@ def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distrib
                                  load_state(run, net, opt) if cfg.resume and (run / "last.json").exists() else (0, 0))
         world.same_everywhere((start_epoch, step), "the epoch and step to resume from")
         r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet, world, world.replicate(net))
-        x_all = torch.from_numpy(train.images).permute(0, 3, 1, 2).to(device).contiguous(
-            memory_format=torch.channels_last)
-        y_all = torch.from_numpy(train.labels).to(device)
+        data = streaming.batches(train, device, world)  # in-memory tensors, or shards streamed from disk
         for epoch in range(start_epoch, cfg.epochs):
-            step = _fit_epoch(r, x_all, y_all, epoch, step, say)
+            step = _fit_epoch(r, data, epoch, step, say)
         with world.main_first():
             metrics = finalize(run, net, val, cfg, ds.fingerprint) if world.is_main else None
         return world.share(metrics, ("val_acc", "val_loss", "val_size"))
@@ -263,16 +262,15 @@ def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor
     return augment
 
 
-def _fit_epoch(r: _Run, x_all: torch.Tensor, y_all: torch.Tensor, epoch: int, start: int,
+def _fit_epoch(r: _Run, data: streaming.TensorBatches | streaming.ShardBatches, epoch: int, start: int,
                say: Callable[[str], None]) -> int:
     """Train epoch ``epoch`` (0-based) from global step ``start``, validate, log and save state; the new step."""
     cfg = r.cfg
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-    perm = torch.randperm(len(r.train), generator=gen).to(r.device)
     n_steps = len(r.train) // cfg.batch_size
     total = n_steps * cfg.epochs
     history = r.dir / "history.jsonl"
-    batches = ((x_all[idx], y_all[idx]) for idx in r.world.batch_indices(perm, cfg.batch_size, n_steps))
+    batches = data.epoch(gen, cfg.batch_size, n_steps)  # draws the epoch's permutation from gen first
     t0, sums = time.perf_counter(), {"loss": 0.0, "acc": 0.0}
     with Progress(n_steps, f"epoch {epoch + 1}/{cfg.epochs}", disable=r.quiet) as bar:
 
