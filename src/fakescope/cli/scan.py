@@ -6,8 +6,12 @@ import argparse
 import ctypes
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..models.checkpoint import list_bundled
+
+if TYPE_CHECKING:
+    from ..scanning.output import Verdict
 
 
 def prepare_scan_process() -> None:
@@ -42,7 +46,7 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
              engine: str = "auto", shard: str | None = None) -> int:
     """Scan and print; returns the exit code (1 when any file could not be read)."""
     from ..io import write_text
-    from ..scanning.output import Verdict, render_table, summarise, to_csv, to_jsonl
+    from ..scanning.output import render_table, summarise, to_csv, to_jsonl
     from ..scanning.scan import scan
     from ..scanning.shard import parse_shard, write_part_manifest
 
@@ -62,8 +66,12 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
         header[0] = False
         sys.stdout.flush()
 
-    rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
-                on_rows=stream if (as_json or as_csv or parts) else None, bf16=bf16, engine=engine, shard=part)
+    if engine == "ray":  # the files are scored by Predictor actors on a Ray cluster (scanning/ray.py)
+        rows = _scan_on_ray(paths, models, threshold, output, resume, chunk, bf16, part)
+        stream(rows)
+    else:
+        rows = scan(paths, models, threshold=threshold, output=output, resume=resume, workers=workers, chunk=chunk,
+                    on_rows=stream if (as_json or as_csv or parts) else None, bf16=bf16, engine=engine, shard=part)
     if not (as_json or as_csv):
         render_table(rows, max_rows)
     for target in save or []:
@@ -72,6 +80,26 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
         write_part_manifest(t, part, paths, models, complete=True)
     print(summarise(rows), file=sys.stderr)
     return 1 if any(r.error for r in rows) else 0
+
+
+def _scan_on_ray(paths: list[str], models: list[str], threshold: float | None, output: str | None, resume: bool,
+                 chunk: int, bf16: bool, part: tuple[int, int] | None) -> list[Verdict]:
+    """``--engine ray``: all rows at the end (``--output`` is written then, atomically; no ``--resume``)."""
+    from pathlib import Path
+
+    from ..io import write_text
+    from ..scanning.output import to_jsonl
+    from ..scanning.ray import scan_ray
+
+    if resume:
+        raise ValueError("--engine ray writes --output once, at the end: it cannot --resume (split the scan with "
+                         "--shard I/N into parts that can be rerun)")
+    if output and Path(output).exists():
+        raise FileExistsError(f"{output} exists; remove it or choose another --output")
+    rows = scan_ray(paths, models, threshold=threshold, batch_size=chunk, bf16=bf16, shard=part)
+    if output:
+        write_text(output, to_jsonl(rows))
+    return rows
 
 
 def add_scan(sub: argparse._SubParsersAction) -> None:
@@ -92,9 +120,10 @@ def add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="decode processes (default: half the CPUs when there is more than "
                    "one chunk, else 0 = decode in this process)")
     p.add_argument("--chunk", type=int, default=512, help="files decoded and written per step")
-    p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+    p.add_argument("--engine", choices=["auto", "torch", "onnx", "ray"], default="auto",
                    help="auto: ONNX Runtime when installed and it has the architecture (same scores to ~1e-6, "
-                   "starts without importing torch), else torch")
+                   "starts without importing torch), else torch; ray: score on a Ray cluster (RAY_ADDRESS, else a "
+                   "local one; pip install 'fakescope[ray]'), batches of --chunk files")
     p.add_argument("--bf16", action="store_true", help="bfloat16 inference: faster on CPUs with AVX-512-BF16 or "
                    "AMX, but scores move by up to ~0.03 and about 1 verdict in 2,500 flips (default float32)")
     p.add_argument("--shard", metavar="I/N", help="scan only shard I of N (0-based) of the files: a stable split by "
