@@ -83,6 +83,7 @@ def test_sharded_scan_merged_equals_one_scan_row_for_row(folder: Path, model: st
         assert report.ok and report.rows == len(single)
     merged = [json.loads(x) for x in (tmp_path / "merged.jsonl").read_text().splitlines()]
     assert merged == _sorted(single)
+    assert merge(sorted(tmp_path.glob("part*.jsonl*")), None).rows == len(single)  # sidecars given too: ignored
     csv_rows = merge([tmp_path / f"part{i}.csv" for i in range(n)], tmp_path / "again.jsonl")
     assert csv_rows.ok
     assert [json.loads(x) for x in (tmp_path / "again.jsonl").read_text().splitlines()] == merged

@@ -214,6 +214,7 @@ def merge(parts: list[str | os.PathLike[str]], out: str | os.PathLike[str] | Non
     Rows are sorted by (path, model), so the result equals a single-process scan's rows in that order. With missing
     or unfinished shards nothing is written unless ``allow_partial``; the report says which.
     """
+    parts = [p for p in parts if not str(p).endswith(SIDECAR)]  # parts/* names the sidecars too
     if not parts:
         raise MergeError("merge needs at least one part file")
     loaded = [read_part(p) for p in parts]
