@@ -7,11 +7,13 @@ training time rank 0 logs in ``history.jsonl`` (``train_seconds``: no validation
 work: the load average at the start and end is recorded.
 
     python benchmarks/bench_scale.py --data /work/data/cifake --per-class 10000 --epochs 3
+    python benchmarks/bench_scale.py --data /work/data/cifake --scans-only   # + scans of the 5,000 test images
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -87,6 +89,30 @@ def stream_rate(shards: Path, batch: int, epochs: int = 2) -> dict[str, float]:
     return {"stream_flip_images_per_s": stream, "memory_flip_images_per_s": memory}
 
 
+def scan_rates(folder: str, tmp: Path) -> dict[str, Any]:
+    """Whole-process wall time of ``fakescope scan`` on ``folder``: one job, two concurrent ``--shard`` jobs then
+    ``merge``, and ``--engine ray`` (a local Ray of the machine's CPUs, start-up included)."""
+    cli = [sys.executable, "-m", "fakescope.cli", "scan", folder, "--model", "fast", "--max-rows", "0"]
+    n = sum(len(files) for _root, _dirs, files in os.walk(folder))
+    out: dict[str, Any] = {"images": n}
+    t0 = time.perf_counter()
+    subprocess.run([*cli, "--output", str(tmp / "one.jsonl")], check=True, capture_output=True)
+    out["one_job_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jobs = [subprocess.Popen([*cli, "--shard", f"{i}/2", "--workers", "0", "--output", str(tmp / f"p{i}.jsonl")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+    assert all(j.wait() == 0 for j in jobs)
+    subprocess.run([sys.executable, "-m", "fakescope.cli", "merge", str(tmp / "p0.jsonl"), str(tmp / "p1.jsonl"),
+                    "--out", str(tmp / "merged.jsonl")], check=True, capture_output=True)
+    out["two_shards_and_merge_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([*cli, "--engine", "ray", "--output", str(tmp / "ray.jsonl")], check=True, capture_output=True)
+    out["ray_local_seconds"] = time.perf_counter() - t0
+    for k in ("one_job", "two_shards_and_merge", "ray_local"):
+        out[f"{k}_images_per_s"] = n / out[f"{k}_seconds"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="CIFAKE layout (train/REAL, train/FAKE)")
@@ -95,7 +121,17 @@ def main() -> None:
     ap.add_argument("--arch", default="fast")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--out", default="benchmarks/results/scale.json")
+    ap.add_argument("--scans-only", action="store_true", help="only the scan figures, into the existing --out")
     args = ap.parse_args()
+    if args.scans_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+            start = os.getloadavg()
+            res["scan"] = {**scan_rates(str(Path(args.data) / "test"), Path(tmp)), "load_avg_start": start,
+                           "load_avg_end": os.getloadavg()}
+            write_json(args.out, res)
+            print("scan", res["scan"])
+        return
     res: dict[str, Any] = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                            "load_avg_start": os.getloadavg(), "arch": args.arch, "batch_size": args.batch_size}
     with tempfile.TemporaryDirectory() as tmp:
