@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .lazy import Lazy, model_names
 
@@ -80,7 +81,8 @@ def run_train(args: argparse.Namespace) -> int:
         flags["arch_kwargs"] = {"width": args.width}
     cfg = resolve_config(args.config, **flags)
     metrics = fit(cfg, quiet=args.quiet)
-    print(f"saved {cfg.out}/model.safetensors (+ .json); validation accuracy {metrics['val_acc']:.4f}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
+        print(f"saved {cfg.out}/model.safetensors (+ .json); validation accuracy {metrics['val_acc']:.4f}")
     return 0
 
 

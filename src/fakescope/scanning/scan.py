@@ -24,6 +24,7 @@ from ..data.images import DecodeInfo
 from ..models.checkpoint import display_name, read_metadata
 from ..models.spec import ModelSpec
 from .output import ScanRows, Verdict, done_keys, drop_torn_tail, to_jsonl
+from .shard import take_shard
 
 if TYPE_CHECKING:  # torch is imported when the models load, after decoding has started
     from typing import TypeAlias
@@ -66,21 +67,22 @@ def default_workers(n_files: int, chunk: int) -> int:
 def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | None = None, chunk: int = 512,
               workers: int | None = None, skip: set[tuple[str, str]] | None = None, bf16: bool = False,
               engine: str = "auto", skipped: list[tuple[str, str]] | None = None,
-              progress: Progress | None = None) -> Iterator[list[Verdict]]:
+              progress: Progress | None = None, shard: tuple[int, int] | None = None) -> Iterator[list[Verdict]]:
     """Yield verdict rows chunk by chunk (rows for every model of each file in the chunk).
 
     ``models``: loaded ``Scorer``s (``Detector``, ``OnnxDetector``), bundled names or checkpoint paths (loaded once
     decoding has started). ``skipped`` (a list) receives ``(path, reason)`` for each file inside a folder that is
     not scanned (``data.files.skip_reason``); ``progress(done, total)`` is called with the image files scored.
+    ``shard=(i, n)``: only the files of shard ``i`` of ``n`` (``scanning.shard``).
     """
     return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine, skipped,
-                      progress)
+                      progress, shard)
 
 
 def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None, chunk: int,  # long: one pipeline
                workers: int | None, skip: set[tuple[str, str]] | None, bf16: bool, engine: str = "auto",
-               skipped: list[tuple[str, str]] | None = None,
-               progress: Progress | None = None) -> Iterator[list[Verdict]]:
+               skipped: list[tuple[str, str]] | None = None, progress: Progress | None = None,
+               shard: tuple[int, int] | None = None) -> Iterator[list[Verdict]]:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if not plans:
@@ -91,6 +93,8 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
         raise ValueError(f"models in one scan must share an input size, got {sorted(sizes)}")
     size = sizes.pop()
     files, problems = expand_paths(inputs, skipped=skipped)
+    if shard is not None:
+        files, problems = take_shard(files, problems, shard, key=_display)
     skip = skip or set()
     arrays = [f for f in files if is_array_file(f)]  # .npz: one row per image, keyed FILE#INDEX
     todo = [f for f in files if not is_array_file(f) and any((_display(f), p.name) not in skip for p in plans)]
@@ -226,7 +230,8 @@ def adversarial_warning(info: DecodeInfo | None, size: int) -> str | None:
 def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold: float | None = None,  # long: I/O
          output: str | os.PathLike[str] | None = None, resume: bool = False, chunk: int = 512,
          workers: int | None = None, on_rows: Callable[[list[Verdict]], None] | None = None,
-         bf16: bool = False, engine: str = "auto", progress: Progress | None = None) -> ScanRows:
+         bf16: bool = False, engine: str = "auto", progress: Progress | None = None,
+         shard: tuple[int, int] | None = None) -> ScanRows:
     """Scan ``inputs`` (files, folders, globs) with one or more models; returns all new rows.
 
     The rows are a list of ``Verdict`` (a ``ScanRows``) whose ``skipped`` attribute lists ``(path, reason)`` for
@@ -237,6 +242,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     ``bf16``: bfloat16 inference (faster on CPUs with AVX-512-BF16/AMX; scores differ slightly from float32).
     ``engine``: ``auto`` runs models named by path or bundled name with ONNX Runtime when it is installed and has
     their architecture (``fakescope.inference.onnx_engine``: same scores to ~1e-6, no torch import), else torch.
+    ``shard=(i, n)``: scan only shard ``i`` of ``n`` of the expanded file list (``fakescope.scanning.shard``).
     """
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
@@ -251,7 +257,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     all_rows = ScanRows()
     try:
         for rows in _scan_iter(inputs, plans, threshold, chunk, workers, skip, bf16, engine, all_rows.skipped,
-                               progress):
+                               progress, shard):
             if output and out_fh is None:
                 out_fh = open(output, "a", encoding="utf-8")  # noqa: SIM115 - closed below
             if out_fh is not None:

@@ -131,6 +131,9 @@ def flag_name(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
+RECORDED_KEYS = ("world_size",)  # written into config.json beside the settings (training.loop._prepare_dir)
+
+
 def saved_config(out: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``config.json`` a run folder was started with (``None`` when there is none)."""
     path = Path(out) / "config.json"
@@ -142,6 +145,8 @@ def saved_config(out: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise ValueError(f"{path}: cannot read the run's config ({e})") from None
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: not a training config")
+    for key in RECORDED_KEYS:  # what the run recorded about itself, not settings
+        saved.pop(key, None)
     _check_keys(saved, f"{path}")
     return saved
 

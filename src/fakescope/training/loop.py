@@ -32,6 +32,7 @@ from ..inference.predict import predict_logits
 from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import ModelSpec, Net, save_checkpoint
 from ..progress import Progress, counter, printer
+from . import distributed, streaming
 from .config import TrainConfig, resume_changes, saved_config, validation_seed
 from .state import load_state, save_state
 
@@ -134,11 +135,13 @@ class _Run:
     cfg: TrainConfig
     net: Net
     opt: torch.optim.Optimizer
-    train: ImageSet
+    train: ImageSet | streaming.ShardTrain
     val: ImageSet
     device: torch.device
     amp: bool
     quiet: bool
+    world: distributed.World = distributed.World()
+    model: torch.nn.Module | None = None  # what trains: ``net``, or ``net`` behind DDP under torchrun
 
 
 def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) -> dict[str, Any]:
@@ -151,31 +154,47 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     ``resolve_config(out=..., resume=True)`` to take everything else from the run.
 
     For the run only, torch's global RNG is seeded with ``cfg.seed`` and its thread count set to ``cfg.threads``
-    (0: left as it is); both are restored afterwards, also when training fails.
+    (0: left as it is); both are restored afterwards, also when training fails. Under torchrun (``WORLD_SIZE`` >
+    1) every rank trains a DistributedDataParallel replica and rank 0 alone writes (``training.distributed``).
     """
+    with distributed.session(pick_device(cfg.device)) as world:
+        return _fit(cfg, dataset, quiet or not world.is_main, world)
+
+
+def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distributed.World) -> dict[str, Any]:
+    device = world.device
     say = printer(quiet)
-    run, changes = _prepare_dir(cfg)
-    device = pick_device(cfg.device)
+    with world.main_first():  # rank 0 prepares the folder and fills the decode cache, then the others read it
+        run, changes = _prepare_dir(cfg, world.size) if world.is_main else (Path(cfg.out), {})
     with _torch_globals(cfg, device):
-        with _decode_reporter(cfg, say, quiet) as on_decode:
-            ds, train, val = _load_data(cfg, dataset, on_decode)
-        say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}")
+        with world.main_first():
+            if streaming.is_shards(cfg, dataset):
+                ds, train, val = streaming.load_shards(cfg)
+            else:
+                with _decode_reporter(cfg, say, quiet) as on_decode:
+                    ds, train, val = _load_data(cfg, dataset, on_decode)
+        say(f"data: {len(train)} train / {len(val)} validation images {train.counts()} on {device}"
+            + (f", {world.size} processes" if world.active else ""))
         net, opt = _build(cfg, ds.classes, device)
-        start_epoch, step = _resume(run, cfg, net, opt, say)
-        _record_data(run, ds, train, val, start_epoch, step, changes, say)
-        r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet)
-        x_all = torch.from_numpy(train.images).permute(0, 3, 1, 2).to(device).contiguous(
-            memory_format=torch.channels_last)
-        y_all = torch.from_numpy(train.labels).to(device)
+        with world.main_first():  # the others load the state rank 0 resumed from (only rank 0 trims the history)
+            start_epoch, step = (_resume(run, cfg, net, opt, say) if world.is_main else
+                                 load_state(run, net, opt) if cfg.resume and (run / "last.json").exists() else (0, 0))
+        world.same_everywhere((start_epoch, step), "the epoch and step to resume from")
+        if world.is_main:
+            _record_data(run, ds, train, val, start_epoch, step, changes, say)
+        r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet, world, world.replicate(net))
+        data = streaming.batches(train, device, world)  # in-memory tensors, or shards streamed from disk
         for epoch in range(start_epoch, cfg.epochs):
-            step = _fit_epoch(r, x_all, y_all, epoch, step, say)
-        return finalize(run, net, val, cfg, ds.fingerprint)
+            step = _fit_epoch(r, data, epoch, step, say)
+        with world.main_first():
+            metrics = finalize(run, net, val, cfg, ds.fingerprint) if world.is_main else None
+        return world.share(metrics, ("val_acc", "val_loss", "val_size"))
 
 
-def _prepare_dir(cfg: TrainConfig) -> tuple[Path, dict[str, list[Any]]]:
+def _prepare_dir(cfg: TrainConfig, world_size: int = 1) -> tuple[Path, dict[str, list[Any]]]:
     """``cfg.out``, created, refusing to overwrite a finished or interrupted run unless resuming, and refusing a
-    resume that changes the data or the split; writes ``config.json``. Returns the folder and what resuming
-    changes (``config.resume_changes``)."""
+    resume that changes the data or the split; writes ``config.json`` (with ``world_size``, the number of processes
+    it runs on: a record, not a setting). Returns the folder and what resuming changes (``config.resume_changes``)."""
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and (run / "last.json").exists():
@@ -186,7 +205,7 @@ def _prepare_dir(cfg: TrainConfig) -> tuple[Path, dict[str, list[Any]]]:
         last = run / "last.json"
         done = int(json.loads(last.read_text(encoding="utf-8")).get("epoch", 0)) if last.exists() else 0
         changes = resume_changes(saved, cfg, done, str(run))
-    write_json(run / "config.json", cfg.to_dict())
+    write_json(run / "config.json", {**cfg.to_dict(), "world_size": world_size})
     return run, changes
 
 
@@ -310,37 +329,39 @@ def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor
     return augment
 
 
-def _fit_epoch(r: _Run, x_all: torch.Tensor, y_all: torch.Tensor, epoch: int, start: int,
+def _fit_epoch(r: _Run, data: streaming.TensorBatches | streaming.ShardBatches, epoch: int, start: int,
                say: Callable[[str], None]) -> int:
     """Train epoch ``epoch`` (0-based) from global step ``start``, validate, log and save state; the new step."""
     cfg = r.cfg
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-    perm = torch.randperm(len(r.train), generator=gen).to(r.device)
     n_steps = len(r.train) // cfg.batch_size
     total = n_steps * cfg.epochs
     history = r.dir / "history.jsonl"
-    batches = ((x_all[idx], y_all[idx]) for idx in (perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                                                    for i in range(n_steps)))
+    batches = data.epoch(gen, cfg.batch_size, n_steps)  # draws the epoch's permutation from gen first
     t0, sums = time.perf_counter(), {"loss": 0.0, "acc": 0.0}
     with Progress(n_steps, f"epoch {epoch + 1}/{cfg.epochs}", disable=r.quiet) as bar:
 
         def log(i: int, m: dict[str, float]) -> None:
+            m = r.world.mean(m)  # under torchrun: the global batch's loss and accuracy
             sums["loss"], sums["acc"] = sums["loss"] + m["loss"], sums["acc"] + m["acc"]
             bar.update(loss=sums["loss"] / (i + 1), acc=sums["acc"] / (i + 1))
-            if cfg.log_every and (start + i + 1) % cfg.log_every == 0:
+            if r.world.is_main and cfg.log_every and (start + i + 1) % cfg.log_every == 0:
                 append_jsonl(history, {"kind": "step", "epoch": epoch + 1, "step": start + i + 1,
                                        "lr": r.opt.param_groups[0]["lr"], **m})
 
-        steps = run_epoch(r.net, r.opt, batches, cfg, r.amp, lr_schedule=lambda i: lr_at(cfg, start + i, total),
-                          batch_transform=_augmenter(cfg, gen), on_step=log)
+        steps = run_epoch(r.net if r.model is None else r.model, r.opt, batches, cfg, r.amp,
+                          lr_schedule=lambda i: lr_at(cfg, start + i, total),
+                          batch_transform=_augmenter(cfg, r.world.augment_generator(gen, cfg.seed, epoch)),
+                          on_step=log)
     step = start + len(steps)
     train_seconds = time.perf_counter() - t0
-    ev = evaluate_split(r.net, r.val)
+    ev = r.world.evaluate(evaluate_split, r.net, r.val)
     rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": sums["loss"] / n_steps,
            "train_acc": sums["acc"] / n_steps, "val_loss": ev["loss"], "val_acc": ev["acc"],
-           "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
-    append_jsonl(history, rec)
-    save_state(r.dir, r.net, r.opt, epoch + 1, step)
+           "train_seconds": train_seconds, "seconds": time.perf_counter() - t0, "world_size": r.world.size}
+    if r.world.is_main:
+        append_jsonl(history, rec)
+        save_state(r.dir, r.net, r.opt, epoch + 1, step)
     say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
         f"val loss {ev['loss']:.4f} acc {ev['acc']:.4f} | {rec['seconds']:.1f}s")
     return step
