@@ -30,14 +30,16 @@ def add_pack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pack", help="decode an image folder once into memory-mapped shards (train --data SHARDS/)")
     p.add_argument("source", help="CIFAKE layout (its --split), a two-class folder or class folders")
     p.add_argument("--out", required=True, help="new folder for the shards and manifest.json")
-    p.add_argument("--task", choices=["synthetic", "classify"], default="synthetic")
-    p.add_argument("--image-size", type=int, default=32, dest="image_size")
+    p.add_argument("--task", choices=["synthetic", "classify"], default="synthetic",
+                   help="synthetic: two classes, REAL first; classify: one class per sub-folder")
+    p.add_argument("--image-size", type=int, default=32, dest="image_size",
+                   help="side of the square images stored (train with the same --image-size)")
     p.add_argument("--split", default="train", help="sub-folder of a CIFAKE layout to pack (default train)")
     p.add_argument("--shard-images", type=int, dest="shard_images",
                    help="images per shard (default: 256 MiB of pixels, 87,381 images at 32x32)")
     p.add_argument("--workers", type=int, help="decode processes (default: up to 8, one per CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one shuffle of the files before packing")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_pack)
 
 

@@ -167,7 +167,8 @@ def resume_changes(saved: dict[str, Any], cfg: TrainConfig, epochs_done: int = 0
     naming each field and its flag; so is asking for fewer epochs than the ``epochs_done`` already trained. ``out``
     may differ (a run folder moved elsewhere is still the run): that is recorded, not refused.
     """
-    full = TrainConfig(**saved).to_dict()  # fields added since the run started take their defaults
+    settings = {k: v for k, v in saved.items() if k not in RECORDED_KEYS}
+    full = TrainConfig(**settings).to_dict()  # fields added since the run started take their defaults
     new = cfg.to_dict()
     changed = {k: [full[k], new[k]] for k in new if not _same(k, full[k], new[k], full, new)}
     refused = [k for k in changed if k not in RESUMABLE and k != "out"]  # a moved run folder is still the run

@@ -50,6 +50,11 @@ class ShardTrain:
     def __len__(self) -> int:
         return int(self.keep.sum())
 
+    @property
+    def labels(self) -> np.ndarray:
+        """The training labels (what a run's split digest covers), without reading any image."""
+        return self.shards.labels[self.keep]
+
     def counts(self) -> dict[str, int]:
         return dict(zip(self.shards.classes, np.bincount(self.shards.labels[self.keep],
                                                          minlength=len(self.shards.classes)).tolist(), strict=True))
