@@ -20,6 +20,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import BinaryIO
 
 from ..data.decode import Decoded, iter_decoded
 from ..data.images import FORMATS
@@ -34,27 +35,31 @@ def give_back_memory() -> bool:
         return False
 
 
-def decoded_pixels(path: str, size: int) -> tuple[int, int, int] | None:
-    """``(width, height, pixels decoded)`` from the file's header, or None if Pillow cannot read it (the decode
-    then reports why, quickly: it fails at the same header)."""
+def decoded_pixels(source: str | BinaryIO, size: int) -> tuple[int, int, int] | None:
+    """``(width, height, pixels decoded)`` from the header of a file (a path or an open binary file, read from its
+    start and rewound), or None if Pillow cannot read it (the decode then says why: it fails at the same header)."""
     from PIL import Image
 
+    if not isinstance(source, str):
+        source.seek(0)
     try:
-        with Image.open(path, formats=FORMATS) as im:
+        with Image.open(source, formats=FORMATS) as im:
             w, h = im.size
             if im.format == "JPEG" and min(w, h) > size * 2:
                 im.draft("RGB", (size * 2, size * 2))  # what decode_image asks for: the DCT-domain reduction
             dw, dh = im.size
     except Exception:  # noqa: BLE001 - any unreadable header: decode_image gives the per-file error
         return None
+    finally:
+        if not isinstance(source, str):
+            source.seek(0)
     return w, h, dw * dh
 
 
 @dataclass
 class Plan:
-    """What decoding ``paths`` at ``size`` will cost: pixels per file (0: unreadable header) and refusals."""
+    """What decoding the files at one size will cost: pixels per file (0: unreadable header) and refusals."""
 
-    paths: list[str]
     pixels: list[int]
     refused: dict[int, str]  # file index → why it is not decoded (over the per-file limit)
 
@@ -66,17 +71,17 @@ class Plan:
         return [i for i, p in enumerate(self.pixels) if p > limit and i not in self.refused]
 
 
-def plan(paths: Sequence[str], size: int, limits: Limits) -> Plan:
-    """Read every header; refuse files over the per-file limit (they cost nothing more)."""
+def plan(sources: Sequence[str | BinaryIO], size: int, limits: Limits) -> Plan:
+    """Read every header (paths or open files); refuse files over the per-file limit (they cost nothing more)."""
     pixels, refused = [], {}
-    for i, p in enumerate(paths):
+    for i, p in enumerate(sources):
         found = decoded_pixels(p, size)
         n = found[2] if found else 0
         pixels.append(n)
         if found and n > limits.max_file_pixels:
             refused[i] = (f"refused before decoding: {found[0]}x{found[1]} decodes to {n:,} pixels, over this "
                           f"server's limit of {limits.max_file_pixels:,} per file (--max-file-pixels)")
-    return Plan(list(paths), pixels, refused)
+    return Plan(pixels, refused)
 
 
 def _nice(step: int) -> None:

@@ -86,15 +86,15 @@ async def explain_upload(engine: Engine, nets: PrivateNets, upload: UploadFile, 
                          threshold: float | None) -> Explained:
     """The upload's row and PNG; 413/422/503 as ``RequestRefused`` (422 also for an unreadable image)."""
     name = upload.filename or "upload"
-    ws = Workspace(engine, [upload])
+    ws = Workspace(engine, [upload], [model])
     try:
-        await ws.prepare([model])
+        await ws.prepare()
         size = model.image_size
         if ws.plans[size].refused:
             raise RequestRefused(422, ws.plans[size].refused[0], limit="max_file_pixels",
                                  allowed=engine.limits.max_file_pixels, path=name, model=model.name,
                                  error=ws.plans[size].refused[0])
-        decoded = await ws.decode(size, model.spec.resample)
+        decoded = await ws.decoded(size)
         row = (await score_rows(engine, ws.paths, decoded, [model], threshold, size))[0]
         if row.error is not None or decoded[0][0] is None:
             raise RequestRefused(422, str(row.error), path=name, model=model.name, error=row.error)

@@ -9,11 +9,14 @@ file is decoded (``decoding.Decoder``) and how the scoring is shared between req
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,7 @@ from .limits import Limits
 
 TRIM_BYTES = 8 << 20  # after a request that brought this much data in, freed memory goes back to the OS
 LIGHT_CHUNK = 256  # light files decoded per thread-pool call
+_REQUESTS = itertools.count()  # names the spooled files of each request apart
 
 
 class RequestRefused(Exception):
@@ -51,14 +55,19 @@ class Engine:
     batcher: Batcher = field(init=False)
     heavy_slots: Slots = field(init=False)
 
+    spool_dir: str = field(init=False)
+
     def __post_init__(self) -> None:
         self.decoder = Decoder(self.limits)
         self.batcher = Batcher(self.limits.max_batch)
         self.heavy_slots = Slots(self.limits.max_heavy_pending)
+        self.spool_dir = tempfile.mkdtemp(prefix="fakescope-serve-")  # uploads are written here, and deleted
+        weakref.finalize(self, shutil.rmtree, self.spool_dir, True)
 
     def close(self) -> None:
         self.batcher.close()
         self.decoder.close()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
 
 
 class _Scored:
@@ -74,11 +83,12 @@ class _Scored:
         return self._scores
 
 
-def spool(uploads: Sequence[UploadFile], folder: str) -> list[str]:
+def spool(uploads: Sequence[UploadFile], folder: str, prefix: str = "") -> list[str]:
     """Write each upload to ``folder`` (``decode_image`` reads files); returns their paths, in order."""
     paths = []
+    os.makedirs(folder, exist_ok=True)
     for i, up in enumerate(uploads):
-        path = os.path.join(folder, f"upload-{i:05d}")
+        path = os.path.join(folder, f"{prefix}upload-{i:05d}")
         up.file.seek(0)
         with open(path, "wb") as fh:
             shutil.copyfileobj(up.file, fh)
@@ -104,20 +114,30 @@ def check_budget(plans: Sequence[Plan], limits: Limits) -> None:
                              limit="max_request_pixels", allowed=limits.max_request_pixels, requested=total)
 
 
-async def decode_planned(engine: Engine, p: Plan, size: int, resample: str) -> list[Decoded]:
-    """Every planned file decoded (or refused): light ones in the thread pool, heavy ones by the workers."""
-    out: list[Decoded | None] = [None] * len(p.paths)
+def decode_light(paths: list[str], p: Plan, size: int, resample: str, heavy_pixels: int) -> list[Decoded | None]:
+    """Refused files get their error, light ones are decoded here (the calling thread); heavy ones stay None."""
+    out: list[Decoded | None] = [None] * len(paths)
     for i, why in p.refused.items():
         out[i] = (None, why, None, None)
-    heavy = p.heavy(engine.limits.heavy_pixels)
-    tasks = {i: asyncio.ensure_future(engine.decoder.heavy(p.paths[i], size, resample)) for i in heavy}
+    heavy = set(p.heavy(heavy_pixels))
+    light = [i for i in range(len(paths)) if out[i] is None and i not in heavy]
+    for k in range(0, len(light), LIGHT_CHUNK):
+        idx = light[k:k + LIGHT_CHUNK]
+        try:
+            done = decode_files([paths[i] for i in idx], size, resample)
+        except Exception as e:  # noqa: BLE001 - MemoryError and the like: those files fail, the request answers
+            done = [(None, f"internal error: {type(e).__name__}: {e}", None, None)] * len(idx)
+        for i, r in zip(idx, done, strict=True):
+            out[i] = r
+    return out
+
+
+async def decode_heavy(engine: Engine, paths: list[str], out: list[Decoded | None], size: int,
+                       resample: str) -> list[Decoded]:
+    """The files ``decode_light`` left (heavy ones), decoded by the worker processes, all submitted at once."""
+    tasks = {i: asyncio.ensure_future(engine.decoder.heavy(paths[i], size, resample))
+             for i, r in enumerate(out) if r is None}
     try:
-        light = [i for i in range(len(p.paths)) if out[i] is None and i not in tasks]
-        for k in range(0, len(light), LIGHT_CHUNK):
-            idx = light[k:k + LIGHT_CHUNK]
-            for i, r in zip(idx, await run_in_threadpool(decode_files, [p.paths[i] for i in idx], size, resample),
-                            strict=True):
-                out[i] = r
         for i, task in tasks.items():
             out[i] = await task
     finally:
@@ -157,22 +177,25 @@ def jsonable(obj: Any) -> Any:
 
 
 class Workspace:
-    """A request's temporary folder, its header plans per input size and its heavy slot; ``close()`` always."""
+    """One request's files: header plans per input size, the spooled copies, its heavy slot; ``close()`` always.
 
-    def __init__(self, engine: Engine, uploads: Sequence[UploadFile]) -> None:
-        self.engine, self.uploads = engine, uploads
+    ``prepare`` does the light work in one thread-pool call: headers (read from the uploads as received, so a
+    request over budget costs no disk write), budget, heavy slot, spooling, and the decoding of light files.
+    """
+
+    def __init__(self, engine: Engine, uploads: Sequence[UploadFile], models: Sequence[Scorer]) -> None:
+        self.engine, self.uploads, self.groups = engine, uploads, by_size(models)
         self.paths: list[str] = []
         self.plans: dict[int, Plan] = {}
-        self._tmp = tempfile.mkdtemp(prefix="fakescope-serve-")
+        self._light: dict[int, list[Decoded | None]] = {}
+        self._kept: set[int] = set()  # indices of spooled files still on disk
         self._slot = False
         self._bytes = sum(u.size or 0 for u in uploads)
 
-    async def prepare(self, models: Sequence[Scorer]) -> None:
-        """Spool, read the headers for every input size, check the budget, take a heavy slot if one is needed."""
+    def _prepare(self) -> None:
         limits = self.engine.limits
-        self.paths = await run_in_threadpool(spool, self.uploads, self._tmp)
-        for size in by_size(models):
-            self.plans[size] = await run_in_threadpool(plan, self.paths, size, limits)
+        files = [u.file for u in self.uploads]
+        self.plans = {size: plan(files, size, limits) for size in self.groups}
         check_budget(list(self.plans.values()), limits)
         if any(p.heavy(limits.heavy_pixels) for p in self.plans.values()):
             if not self.engine.heavy_slots.try_take():
@@ -181,33 +204,57 @@ class Workspace:
                                      headers={"Retry-After": str(limits.retry_after)},
                                      retry_after=limits.retry_after)
             self._slot = True
+        self._kept = set(range(len(self.uploads)))
+        self.paths = spool(self.uploads, self.engine.spool_dir, f"{next(_REQUESTS)}-")
+        for size, group in self.groups.items():
+            self._light[size] = decode_light(self.paths, self.plans[size], size, group[0].spec.resample,
+                                             limits.heavy_pixels)
+        self._unlink(i for i in range(len(self.paths)) if all(d[i] is not None for d in self._light.values()))
 
-    async def decode(self, size: int, resample: str) -> list[Decoded]:
-        return await decode_planned(self.engine, self.plans[size], size, resample)
+    def _unlink(self, indices: Iterable[int]) -> None:
+        """Delete spooled files that are no longer needed (decoded, or refused)."""
+        for i in indices:
+            with contextlib.suppress(OSError):
+                os.unlink(self.paths[i])
+            self._kept.discard(i)
+
+    async def prepare(self) -> None:
+        await run_in_threadpool(self._prepare)
+
+    async def decoded(self, size: int) -> list[Decoded]:
+        """Every file decoded at ``size`` (heavy ones awaited from the workers) or its error."""
+        return await decode_heavy(self.engine, self.paths, self._light[size], size,
+                                  self.groups[size][0].spec.resample)
+
+    def _big(self) -> bool:
+        """Whether this request brought in or decoded here enough that freed memory should go back to the OS."""
+        light = self.engine.limits.heavy_pixels
+        return self._bytes > TRIM_BYTES or sum(n for p in self.plans.values() for n in p.pixels if n <= light) > light
+
+    def _cleanup(self) -> None:
+        self._unlink(list(self._kept))
+        if self._big():
+            give_back_memory()
 
     async def close(self) -> None:
         """Free the heavy slot, delete the files, and give memory back after a big request."""
         if self._slot:
             self.engine.heavy_slots.give()
             self._slot = False
-        await run_in_threadpool(shutil.rmtree, self._tmp, True)
-        light = self.engine.limits.heavy_pixels
-        inline = sum(n for p in self.plans.values() for n in p.pixels if n <= light)
-        if self._bytes > TRIM_BYTES or inline > light:
-            await run_in_threadpool(give_back_memory)
+        if self._kept or self._big():
+            await run_in_threadpool(self._cleanup)
 
 
 async def scan_files(engine: Engine, uploads: Sequence[UploadFile], models: Sequence[Scorer],
                      threshold: float | None) -> list[dict[str, Any]]:
     """One row per file per model, in upload order (``path``: the upload's file name)."""
     names = [u.filename or f"upload-{i}" for i, u in enumerate(uploads)]
-    ws = Workspace(engine, uploads)
+    ws = Workspace(engine, uploads, models)
     rows: dict[tuple[str, str], Verdict] = {}
     try:
-        await ws.prepare(models)
-        for size, group in by_size(models).items():
-            decoded = await ws.decode(size, group[0].spec.resample)
-            for r in await score_rows(engine, ws.paths, decoded, group, threshold, size):
+        await ws.prepare()
+        for size, group in ws.groups.items():
+            for r in await score_rows(engine, ws.paths, await ws.decoded(size), group, threshold, size):
                 rows[(r.path, r.model)] = r
     finally:
         await ws.close()
@@ -220,5 +267,5 @@ async def scan_files(engine: Engine, uploads: Sequence[UploadFile], models: Sequ
     return out
 
 
-__all__ = ["Engine", "RequestRefused", "Workspace", "by_size", "check_budget", "decode_planned", "jsonable",
-           "scan_files", "score_rows", "spool"]
+__all__ = ["Engine", "RequestRefused", "Workspace", "by_size", "check_budget", "decode_heavy", "decode_light",
+           "jsonable", "scan_files", "score_rows", "spool"]
