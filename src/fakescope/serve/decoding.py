@@ -12,6 +12,7 @@ memory, never the server's, and the worker gives that memory back to the OS (``m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import threading
@@ -85,8 +86,11 @@ def plan(sources: Sequence[str | BinaryIO], size: int, limits: Limits) -> Plan:
 
 
 def _nice(step: int) -> None:
+    """A worker's start: lower CPU priority, and (Linux) the batch policy, so it never preempts the server."""
     if step:
         os.nice(step)
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def decode_files(paths: list[str], size: int, resample: str) -> list[Decoded]:
