@@ -170,18 +170,18 @@ def create_app(models: Sequence[str | Detector] | None = None, max_upload_mb: fl
                        slots=pending, retry_after=lim.retry_after)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> HTMLResponse:
+    async def index() -> HTMLResponse:
         return HTMLResponse(_index_html(), headers={"Content-Security-Policy": CSP})
 
     @app.get("/api/health", summary="Liveness, loaded models, limits and load")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # async: answered on the event loop, never queued for a thread
         return {"ok": True, "version": __version__, "models": [d.name for d in dets],
                 "max_upload_bytes": lim.max_upload_bytes, "limits": lim.public(),
                 "load": {"pending": pending.used, "heavy_pending": engine.heavy_slots.used,
                          "batches": engine.batcher.batches, "images_scored": engine.batcher.images}}
 
     @app.get("/api/models", summary="The loaded models: task, classes, threshold, test metrics")
-    def list_models() -> JSONResponse:
+    async def list_models() -> JSONResponse:
         return JSONResponse(jsonable([d.describe() for d in dets]))
 
     _add_work_routes(app, engine)
