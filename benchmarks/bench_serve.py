@@ -55,17 +55,17 @@ def heavy_png(side: int) -> bytes:
     return buf.getvalue()
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return 0
+    return int(m.group(1)) if m else 0
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of ``pid`` and its children (the decode workers), in KiB; 0 once it is gone."""
-    total = 0
-    for p in [pid, *_children(pid)]:
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        m = re.search(r"VmRSS:\s+(\d+)", text)
-        total += int(m.group(1)) if m else 0
-    return total
+    return sum(_rss_kb(p) for p in [pid, *_children(pid)])
 
 
 def cpu_s(pid: int) -> float:
@@ -286,8 +286,9 @@ def measure(server: Server, args: argparse.Namespace, sample: Path) -> list[dict
                 res["cpu_s"] = {"server_and_workers": round(cpu_s(server.proc.pid) - cpu0, 1),
                                 "load_generator": round(time.process_time() - own0, 1)}
                 time.sleep(2.0)  # let a last heavy decode finish and the memory settle
-                res["server_rss_mb"] = {"peak": mem.peak_mb(t0, time.monotonic()),
-                                        "after": round(rss_kb(server.proc.pid) / 1024, 1)}
+                res["server_rss_mb"] = {"peak_with_workers": mem.peak_mb(t0, time.monotonic()),
+                                        "after_with_workers": round(rss_kb(server.proc.pid) / 1024, 1),
+                                        "after_server_alone": round(_rss_kb(server.proc.pid) / 1024, 1)}
                 done.append(res)
                 print({k: v for k, v in res.items() if k != "_samples"}, flush=True)
     finally:

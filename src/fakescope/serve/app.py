@@ -25,7 +25,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 
 from .._version import __version__
 from ..inference.contract import Scorer
@@ -33,6 +32,7 @@ from ..inference.scorer import Detector
 from ..models import list_bundled
 from .docs import ERRORS, EXPLAIN_BODY, EXPLAIN_RESPONSES, OPENAPI_URL, SCAN_BODY, ScanRow, add_docs
 from .explain import PrivateNets, default_model, explain_upload, headers_for
+from .forms import read_form
 from .guard import MULTIPART_SLACK, Guard, Slots, error
 from .limits import Limits, make_limits
 from .pipeline import Engine, RequestRefused, jsonable, scan_files
@@ -83,22 +83,6 @@ def _uploads(form: FormData) -> list[UploadFile]:
     return [v for _k, v in form.multi_items() if isinstance(v, UploadFile) and (v.filename or (v.size or 0) > 0)]
 
 
-@contextlib.asynccontextmanager
-async def _form(request: Request, limits: Limits) -> AsyncIterator[FormData]:
-    """The multipart form, with this server's file cap (413 naming ``--max-files``)."""
-    try:
-        form = await request.form(max_files=limits.max_files, max_fields=limits.max_files + 100)
-    except HTTPException as e:
-        if "Too many files" in str(e.detail):
-            raise RequestRefused(413, f"too many files: this server takes at most {limits.max_files} per request "
-                                      "(--max-files)", limit="max_files", allowed=limits.max_files) from None
-        raise RequestRefused(400, f"bad multipart form: {e.detail}") from None
-    try:
-        yield form
-    finally:
-        await form.close()
-
-
 def _refused(e: RequestRefused) -> JSONResponse:
     return error(e.status, e.detail, headers=e.headers, **e.extra)
 
@@ -106,12 +90,13 @@ def _refused(e: RequestRefused) -> JSONResponse:
 def _add_work_routes(app: FastAPI, engine: Engine) -> None:
     """``POST /api/scan`` and ``POST /api/explain``."""
     nets = PrivateNets()
+    smallest = min(d.image_size for d in app.state.detectors)
 
     @app.post("/api/scan", response_model=list[ScanRow], responses=ERRORS, openapi_extra=SCAN_BODY,
               summary="Scan images: one row per file per model")
     async def scan_endpoint(request: Request) -> Response:
         try:
-            async with _form(request, engine.limits) as form:
+            async with read_form(request, engine.limits, smallest) as form:
                 chosen, threshold = _pick(form, app)
                 ups = _uploads(form)
                 if not ups:
@@ -126,7 +111,7 @@ def _add_work_routes(app: FastAPI, engine: Engine) -> None:
               summary="Grad-CAM of one image's verdict, as a PNG")
     async def explain_endpoint(request: Request) -> Response:
         try:
-            async with _form(request, engine.limits) as form:
+            async with read_form(request, engine.limits, smallest) as form:
                 chosen, threshold = _pick(form, app)
                 ups = _uploads(form)
                 if len(ups) != 1 or (len(chosen) != 1 and form.getlist("model")):

@@ -104,14 +104,21 @@ def by_size(models: Sequence[Scorer]) -> dict[int, list[Scorer]]:
     return groups
 
 
+def over_budget(pixels: int, limits: Limits, partial: bool = False) -> RequestRefused:
+    """The 413 of a request whose files decode to ``pixels`` (``partial``: counted before the body was all read;
+    the connection then closes, as the rest of the body is not read)."""
+    counted = f"at least {pixels:,} pixels (the files read so far)" if partial else f"{pixels:,} pixels"
+    return RequestRefused(413, f"request too large to decode: its files decode to {counted}; this server takes at "
+                               f"most {limits.max_request_pixels:,} per request (--max-request-pixels). Send fewer "
+                               "or smaller images per request.", headers={"Connection": "close"} if partial else None,
+                          limit="max_request_pixels", allowed=limits.max_request_pixels, requested=pixels)
+
+
 def check_budget(plans: Sequence[Plan], limits: Limits) -> None:
     """413 for a request whose files would decode to more than ``max_request_pixels`` altogether."""
     total = sum(p.total for p in plans)
     if total > limits.max_request_pixels:
-        raise RequestRefused(413, f"request too large to decode: its files decode to {total:,} pixels; this server "
-                                  f"takes at most {limits.max_request_pixels:,} per request (--max-request-pixels). "
-                                  "Send fewer or smaller images per request.",
-                             limit="max_request_pixels", allowed=limits.max_request_pixels, requested=total)
+        raise over_budget(total, limits)
 
 
 def decode_light(paths: list[str], p: Plan, size: int, resample: str, heavy_pixels: int) -> list[Decoded | None]:
@@ -268,4 +275,4 @@ async def scan_files(engine: Engine, uploads: Sequence[UploadFile], models: Sequ
 
 
 __all__ = ["Engine", "RequestRefused", "Workspace", "by_size", "check_budget", "decode_heavy", "decode_light",
-           "jsonable", "scan_files", "score_rows", "spool"]
+           "jsonable", "over_budget", "scan_files", "score_rows", "spool"]
