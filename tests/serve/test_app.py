@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,11 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import fakescope  # noqa: E402
-from fakescope.cli.main import main  # noqa: E402
 from fakescope.inference.scorer import Detector  # noqa: E402
 from fakescope.scanning.demo import samples_dir  # noqa: E402
 from fakescope.scanning.output import FIELDS  # noqa: E402
 from fakescope.scanning.scan import scan  # noqa: E402
-from fakescope.serve import INSTALL_HINT, create_app  # noqa: E402
+from fakescope.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +106,52 @@ def test_oversize_upload_is_413(fast: Detector, samples: list[Path]) -> None:
     assert ok.status_code == 200 and ok.json()[0]["error"] is None
 
 
+def test_scan_rows_equal_scan_for_every_model(client: TestClient, tmp_path: Path, samples: list[Path]) -> None:
+    """Every field of every model's row (warnings too: a wide PNG, a JPEG for the adversarial model) as ``scan``."""
+    from PIL import Image
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (300, 90), (30, 120, 200)).save(wide)
+    files = [samples[0], wide]
+    r = client.post("/api/scan", files=_files(*[(p.name, p.read_bytes()) for p in files]))
+    assert r.status_code == 200
+    models = client.app.state.detectors  # type: ignore[attr-defined]
+    expected = {(Path(v.path).name, v.model): v.to_dict() for v in scan([str(p) for p in files], models)}
+    got = {(row["path"], row["model"]): row for row in r.json()}
+    assert set(got) == set(expected) and len(got) == 2 * len(models)
+    for key, row in got.items():
+        exp = expected[key]
+        assert {k: row[k] for k in FIELDS if k not in ("path", "score")} == \
+            {k: exp[k] for k in FIELDS if k not in ("path", "score")}, key
+        assert row["score"] == pytest.approx(exp["score"], abs=1e-6)
+    assert "extrapolated" in got[("wide.png", "fast")]["warning"]
+    assert "JPEG" in got[(samples[0].name, "adversarial")]["warning"]
+
+
 def test_explain_returns_png(client: TestClient, samples: list[Path]) -> None:
     p = samples[1]
     r = client.post("/api/explain", files={"file": (p.name, p.read_bytes(), "image/jpeg")}, data={"model": "fast"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.content[:8] == b"\x89PNG\r\n\x1a\n" and len(r.content) > 5000
-    assert r.headers["x-fakescope-label"] in ("REAL", "FAKE")
+    assert r.headers["x-fakescope-label"] in ("REAL", "FAKE") and r.headers["x-fakescope-model"] == "fast"
     bad = client.post("/api/explain", files={"file": ("x.png", b"text", "image/png")})
     assert bad.status_code == 422 and "not a readable image" in bad.json()["error"]
+
+
+def test_docs_and_openapi_request_bodies(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "/api/openapi.json" in r.text
+    assert "cdn" not in r.text.lower() and "https://" not in r.text  # offline: no external requests
+    if "swagger-ui-bundle.js" in r.text:  # Swagger UI from this server's own files (fastapi-offline installed)
+        assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    schema = client.get("/api/openapi.json").json()
+    for path, field in (("/api/scan", "files"), ("/api/explain", "file")):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert field in body["properties"] and body["required"] == [field]
+        assert {"model", "threshold"} <= set(body["properties"])
+    assert "413" in schema["paths"]["/api/scan"]["post"]["responses"]
+    assert "image/png" in schema["paths"]["/api/explain"]["post"]["responses"]["200"]["content"]
 
 
 def test_index_page(client: TestClient) -> None:
@@ -125,18 +160,3 @@ def test_index_page(client: TestClient) -> None:
     html = r.text
     assert '<form id="upload-form"' in html and 'type="file"' in html and "/api/scan" in html
     assert "http://" not in html and "https://" not in html  # offline: no external requests
-
-
-def test_cli_serve(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import fakescope.serve as serve
-
-    calls: list[tuple[object, str, int]] = []
-    monkeypatch.setattr(serve, "missing_dependencies", lambda server=False: [])
-    fake = types.ModuleType("uvicorn")
-    fake.run = lambda app, host, port, **kw: calls.append((app, host, port))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "uvicorn", fake)  # no server is started; uvicorn need not be installed
-    assert main(["serve", "--port", "8123", "--model", "fast"]) == 0
-    assert calls and calls[0][1:] == ("127.0.0.1", 8123)
-    monkeypatch.setattr(serve, "missing_dependencies", lambda server=False: ["uvicorn"])
-    assert main(["serve"]) == 2
-    assert INSTALL_HINT in capsys.readouterr().err

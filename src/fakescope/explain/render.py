@@ -12,6 +12,7 @@ from PIL import Image
 
 from ..io import save_figure, write_json
 from .attributions import EXPLAINERS, create_explainer
+from .fonts import safe_title
 
 if TYPE_CHECKING:
     from ..inference.contract import Scorer
@@ -51,24 +52,53 @@ def _png_name(path: str, used: set[str]) -> str:
     return name
 
 
+def _lines(text: str) -> tuple[str, list[str]]:
+    """``safe_title`` line by line (line breaks are kept, other control characters escaped)."""
+    done = [safe_title(line) for line in text.split("\n")]
+    return "\n".join(t for t, _f in done), list(dict.fromkeys(f for _t, fams in done for f in fams))
+
+
 def _render(image: np.ndarray, heats: dict[str, np.ndarray], verdict: str, detected: bool, title: str,
             png: Path, upscale: int) -> None:
     from matplotlib.figure import Figure
 
     big = np.repeat(np.repeat(image, upscale, axis=0), upscale, axis=1)  # nearest-neighbour upscaling
     panels = 1 + len(heats)
-    fig = Figure(figsize=(2.7 * panels, 3.2), dpi=100)
+    if len(verdict) > 22 and " — " in verdict:  # "REAL — P(FAKE) ..." on two lines: the panel is narrow
+        verdict = verdict.replace(" — ", "\n", 1)
+    heading, families = _lines(title)
+    extra = heading.count("\n") + verdict.count("\n")
+    fig = Figure(figsize=(2.7 * panels, 3.2 + 0.17 * extra), dpi=100)
     axes = np.atleast_1d(fig.subplots(1, panels))
     axes[0].imshow(big, interpolation="nearest")
-    axes[0].set_title(verdict, color="#c0392b" if detected else "#1e8449", fontweight="bold")
+    text, fams = _lines(verdict)
+    axes[0].set_title(text, color="#c0392b" if detected else "#1e8449", fontweight="bold", fontfamily=fams,
+                      fontsize=10)
     for ax, (method, heat) in zip(axes[1:], heats.items(), strict=True):
         ax.imshow(overlay(big, heat), interpolation="nearest")
         ax.set_title(method if float(np.max(heat, initial=0.0)) > 0 else f"{method} (empty)")
     for ax in axes:
         ax.set_axis_off()
-    fig.suptitle(title, fontsize=8)
+    fig.suptitle(heading, fontsize=8, fontfamily=families)
     fig.tight_layout()
     save_figure(fig, png)
+
+
+def _digits(score: float, threshold: float) -> int:
+    """Decimals enough that the printed score and threshold compare as the real ones do (3 at least)."""
+    for d in range(3, 7):
+        if (round(score, d) >= round(threshold, d)) == (score >= threshold):
+            return d
+    return 7
+
+
+def verdict_text(classes: Sequence[str], label: str, score: float, threshold: float | None) -> str:
+    """A verdict as a title: ``REAL — P(FAKE) 0.989, threshold 0.999`` (binary: the calibrated probability of
+    label 1, whatever the verdict), or ``truck 0.998`` (class probabilities: the top one)."""
+    if len(classes) != 2 or threshold is None:
+        return f"{label} {score:.3f}"
+    d = _digits(score, threshold)
+    return f"{label} — P({classes[1]}) {score:.{d}f}, threshold {threshold:.{d}f}"
 
 
 def verdict(det: Scorer, img: np.ndarray, threshold: float | None = None) -> tuple[str, int, float, float, bool]:
@@ -116,7 +146,8 @@ def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[st
             label, idx, score, confidence, detected = verdict(det, img)
             heats = {m: fn(det.net, img[None], idx)[0] for m, fn in explainers.items()}
             png = outdir / _png_name(str(p), used)
-            _render(img, heats, f"{label} {confidence:.2f}", detected, Path(p).name, png, upscale)
+            t = det.threshold if probs_are_binary(det) else None
+            _render(img, heats, verdict_text(det.classes, label, score, t), detected, Path(p).name, png, upscale)
             rec.update(label=label, score=round(score, 6), confidence=round(confidence, 6), png=str(png),
                        warning=info.warning)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the run; it is reported in its record
@@ -125,4 +156,9 @@ def explain(paths: Sequence[str | os.PathLike[str]], model: str | os.PathLike[st
     return results
 
 
-__all__ = ["DEFAULT_METHODS", "EXPLAINERS", "explain", "overlay", "verdict"]
+def probs_are_binary(det: Scorer) -> bool:
+    """Whether ``det`` scores P(label 1) (binary detectors) rather than class probabilities."""
+    return det.task != "classify" and len(det.classes) == 2  # detection tasks score label 1 (DESIGN.md)
+
+
+__all__ = ["DEFAULT_METHODS", "EXPLAINERS", "explain", "overlay", "verdict", "verdict_text"]
