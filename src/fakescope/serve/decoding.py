@@ -32,7 +32,7 @@ def give_back_memory() -> bool:
     """Return freed heap memory to the OS (glibc ``malloc_trim``); False where the C library has none."""
     try:
         return bool(ctypes.CDLL(None).malloc_trim(0))
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS, Windows)
         return False
 
 
@@ -87,7 +87,7 @@ def plan(sources: Sequence[str | BinaryIO], size: int, limits: Limits) -> Plan:
 
 def _nice(step: int) -> None:
     """A worker's start: lower CPU priority, and (Linux) the batch policy, so it never preempts the server."""
-    if step:
+    if step and hasattr(os, "nice"):  # POSIX
         os.nice(step)
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
