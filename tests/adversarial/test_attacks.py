@@ -28,9 +28,10 @@ from fakescope.adversarial import (
     write_attack,
 )
 from fakescope.adversarial.attacks import cw as fast_attacks
-from fakescope.adversarial.attacks.base import VictimLogits
+from fakescope.adversarial.attacks.base import FAMILIES, VictimLogits
 from fakescope.adversarial.attacks.cw import torch_cw_l2
 from fakescope.adversarial.attacks.fast import attack_model, bf16_native
+from fakescope.adversarial.attacks.spatial import rotate_translate, spatial_search, transform_grid
 from fakescope.adversarial.attacks.stats import predict
 from fakescope.data import train_val_split
 from fakescope.io import atomic_open, sha256_file
@@ -41,7 +42,9 @@ from tests.helpers.adversarial import structured, tiny_victim
 EPS = 8 / 255
 # Small budgets for the slow ART attacks so the registry-wide tests stay fast; the defaults are exercised elsewhere.
 QUICK = {"deepfool": {"max_iter": 20}, "cw-l2": {"binary_search_steps": 2, "max_iter": 5},
-         "cw-l2-fast": {"binary_search_steps": 3, "max_iter": 20}, "square": {"max_iter": 20}}
+         "cw-l2-fast": {"binary_search_steps": 3, "max_iter": 20}, "square": {"max_iter": 20},
+         "hsj": {"max_iter": 2, "max_eval": 50, "init_eval": 10, "init_size": 20}, "simba": {"max_iter": 300},
+         "spatial": {"n_rotations": 3, "max_translation": 2}}
 
 
 def block_noise(x: np.ndarray, amplitude: int = 8, seed: int = 0) -> np.ndarray:
@@ -77,6 +80,47 @@ def test_attack_budget_range_and_accuracy(name: str, victim: Net, batch: tuple[n
     assert st["adversarial_accuracy"] <= st["clean_accuracy"]
     assert st["success_rate"] == pytest.approx(1 - st["adversarial_accuracy"])
     assert 0 < st["ssim_mean"] <= 1 and st["psnr_db_mean"] > 10 and st["n"] == len(x)
+
+
+@pytest.mark.parametrize("name", list_attacks())
+@pytest.mark.parametrize("mode", [True, False])
+def test_attack_restores_the_victims_mode(name: str, mode: bool, victim: Net,
+                                          batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    victim.train(mode)
+    try:
+        atk = create_attack(name, victim, eps=EPS, **QUICK.get(name, {}))
+        run_attack(victim, x[:2], y[:2], atk)
+        assert victim.training is mode and all(m.training is mode for m in victim.modules())
+        assert all(p.requires_grad for p in victim.parameters())  # frozen only while attacking
+    finally:
+        victim.eval()
+    assert atk.family in FAMILIES and atk.describe()["family"] == atk.family
+    if atk.family in ("minimum-norm", "decision-based", "spatial"):
+        assert atk.eps is None  # no Lp budget: the manifest records eps null and the norm
+    else:
+        assert atk.eps == EPS and atk.norm in ("linf", "l2")
+
+
+def test_every_family_is_registered(victim: Net) -> None:
+    fams = {create_attack(n, victim).family for n in list_attacks()}
+    assert fams == set(FAMILIES)
+
+
+def test_spatial_attack_stays_within_its_grid(victim: Net, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = batch
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    model = VictimLogits(attack_model(victim))
+    adv, chosen = spatial_search(model, xt, torch.from_numpy(y), max_rotation=20, max_translation=2, n_rotations=5)
+    grid = set(transform_grid(20, 2, 5))
+    assert len(grid) == 5 * 5 * 5 - 1 and (0.0, 0, 0) not in grid
+    for i, t in enumerate(chosen.tolist()):
+        assert (t[0], int(t[1]), int(t[2])) in grid and abs(t[0]) <= 20 and max(abs(t[1]), abs(t[2])) <= 2
+        want = torch.round(rotate_translate(xt[i:i + 1], t[0], int(t[1]), int(t[2])) * 255) / 255
+        torch.testing.assert_close(adv[i:i + 1], want)
+    shifted = rotate_translate(xt[:1], 0.0, 1, 0)  # a pure shift moves pixels right by one, black enters left
+    torch.testing.assert_close(shifted[..., 1:], xt[:1, ..., :-1], atol=1e-5, rtol=0)
+    assert shifted[..., 0].abs().max() == 0
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -90,7 +90,7 @@ def test_pgd_torch_matches_art_pgd(victim: Net) -> None:
         rates[name] = st["success_rate"]
     assert rates["pgd-torch"] > 0.2 and abs(rates["pgd-torch"] - rates["pgd"]) <= 0.15, rates
     atk = create_attack("pgd-torch", victim, eps=4 / 255, max_iter=5)
-    assert atk.describe() == {"attack": "pgd-torch", "norm": "linf", "eps": 4 / 255,
+    assert atk.describe() == {"attack": "pgd-torch", "family": "gradient", "norm": "linf", "eps": 4 / 255,
                               "parameters": {"eps": 4 / 255, "max_iter": 5, "eps_step": 2.5 * (4 / 255) / 5,
                                              "random_start": True}}
 
@@ -99,8 +99,9 @@ def test_pgd_torch_matches_art_pgd(victim: Net) -> None:
 def test_eps_none_means_the_default_budget(name: str, victim: Net) -> None:
     default = create_attack(name, victim).describe()
     assert create_attack(name, victim, eps=None).describe() == default
-    if default["eps"] is None:  # minimum-norm: any eps is ignored and recorded as null
-        assert create_attack(name, victim, eps=8 / 255).eps is None and default["norm"] == "l2"
+    if default["eps"] is None:  # minimum-norm / decision-based / spatial: any eps is ignored and recorded as null
+        assert create_attack(name, victim, eps=8 / 255).eps is None
+        assert default["norm"] == ("spatial" if default["family"] == "spatial" else "l2")
     else:
         assert default["eps"] == (LINF_EPS if default["norm"] == "linf" else L2_EPS)
         assert create_attack(name, victim, eps=2 / 255).eps == 2 / 255

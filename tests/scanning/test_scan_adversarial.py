@@ -94,3 +94,21 @@ def test_bundle_then_scan_task_both(trained: tuple[Path, Path], tmp_path: Path, 
     assert [(r["model"], r["task"]) for r in rows] == [("fast", "synthetic"), ("adversarial", "adversarial")]
     assert rows[0]["label"] in ("REAL", "FAKE") and rows[1]["label"] in ("clean", "attacked")
     assert main(["scan", str(img), "--task", "adversarial", "--json"]) == 0
+
+
+def test_scan_npz_of_one_hwc_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue: an .npz whose `images` is ONE (32, 32, 3) image was read as 32 images of 32x3 (32 rows, exit 0)."""
+    im = smooth(1, 4)[0]
+    np.savez(tmp_path / "one.npz", images=im)
+    np.savez(tmp_path / "one_chw.npz", images=im.transpose(2, 0, 1))
+    np.savez(tmp_path / "ambiguous.npz", images=np.zeros((3, 32, 4), np.uint8))
+    capsys.readouterr()
+    files = [str(tmp_path / n) for n in ("one.npz", "one_chw.npz")]
+    assert main(["scan", *files, "--task", "adversarial", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in rows] == [f"{f}#0" for f in files] and not any(r["error"] for r in rows)
+    assert rows[0]["score"] == pytest.approx(Detector.load("adversarial").scores(im[None])[0], abs=1e-5)
+    assert rows[1]["score"] == pytest.approx(rows[0]["score"], abs=1e-6)
+    assert main(["scan", str(tmp_path / "ambiguous.npz"), "--task", "adversarial", "--json"]) == 1
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "ambiguous" in row["error"] and row["score"] is None

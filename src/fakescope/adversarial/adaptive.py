@@ -36,8 +36,10 @@ def _round_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tenso
 
 
 def _adaptive_batch(model: VictimLogits, score_fn: ScoreFn, x0: torch.Tensor, y: torch.Tensor, eps: float,
-                    threshold: float, steps: int, step_size: float | None, lam: float) -> torch.Tensor:
-    """One batch of ``adaptive_pgd``: the rounded points, per image the first success, else the last one."""
+                    threshold: float, steps: int, step_size: float | None, lam: float,
+                    trace: list[list[float]] | None = None) -> torch.Tensor:
+    """One batch of ``adaptive_pgd``: the rounded points, per image the first success, else the last one.
+    ``trace`` gets, per step, [summed victim hinge, summed detector hinge, images won so far] at the rounded point."""
     onehot = torch.nn.functional.one_hot(y, model(x0[:1]).shape[1]).float()
 
     def hinges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,10 +53,14 @@ def _adaptive_batch(model: VictimLogits, score_fn: ScoreFn, x0: torch.Tensor, y:
         nonlocal done
         with torch.no_grad():
             q = _round_project(x, x0, eps)
-            ok = (model(q).argmax(1) != y) & (score_fn(q) <= threshold)
+            zq, sq = model(q), score_fn(q)
+            ok = (zq.argmax(1) != y) & (sq <= threshold)
             best[~done] = q[~done]  # the latest point until one succeeds, then the first success
             done = done | ok
-        return bool(done.all())
+            if trace is not None:
+                vh = ((zq * onehot).sum(1) - (zq - 1e9 * onehot).amax(1)).clamp(min=0)
+                trace.append([float(vh.sum()), float((sq - threshold).clamp(min=0).sum()), float(done.sum())])
+        return bool(done.all()) and trace is None  # a traced run goes on: the losses show whether it converged
 
     noise = torch.empty_like(x0).uniform_(-eps, eps)  # in x0's (NHWC) memory order, as seeded runs always drew it
     last = pgd_linf(hinges, x0, eps, steps, step_size, noise=noise, iterate="perturbation", on_step=judge,
@@ -64,12 +70,12 @@ def _adaptive_batch(model: VictimLogits, score_fn: ScoreFn, x0: torch.Tensor, y:
 
 def adaptive_pgd(victim: Net, score_fn: ScoreFn, images: np.ndarray, labels: np.ndarray, eps: float,
                  threshold: float, steps: int = 20, step_size: float | None = None, lam: float = 1.0,
-                 batch_size: int = 256, seed: int = 0) -> np.ndarray:
+                 batch_size: int = 256, seed: int = 0, trace: list[list[float]] | None = None) -> np.ndarray:
     """uint8 NHWC adversarials within ``eps`` (L∞) of ``images``, aiming to fool ``victim`` and evade the detector.
 
     ``pgd_linf`` on the two hinges (weights 1 and ``lam``), moving the perturbation (``iterate="perturbation"``);
     ``step_size`` defaults to ``2.5·eps/steps`` (Madry et al.); one uniform random start (torch's RNG, seeded
-    with ``seed``).
+    with ``seed``). ``trace``: see ``_adaptive_batch`` (one list of steps per batch, appended in turn).
     """
     model = VictimLogits(victim.eval())
     device = next(victim.parameters()).device
@@ -78,8 +84,11 @@ def adaptive_pgd(victim: Net, score_fn: ScoreFn, images: np.ndarray, labels: np.
     with seeded(seed), torch.enable_grad():
         for i in range(0, len(images), batch_size):
             x0 = torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2).float().div(255.0).to(device)
+            part: list[list[float]] | None = None if trace is None else []
             best = _adaptive_batch(model, score_fn, x0, y_all[i:i + batch_size].to(device), eps, threshold, steps,
-                                   step_size, lam)
+                                   step_size, lam, part)
+            if trace is not None:
+                trace.extend(part or [])
             out[i:i + batch_size] = torch.round(best * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return out
 
@@ -121,3 +130,32 @@ def adaptive_evaluation(victim: Net, det: AdversarialDetector, clean: np.ndarray
     if baseline_adv is not None:
         res["non_adaptive"] = evasion_rates(victim, det, clean, baseline_adv, labels)
     return res
+
+
+def adaptive_curve(victim: Net, det: AdversarialDetector, clean: np.ndarray, labels: np.ndarray,
+                   eps_grid: Sequence[float] = (2 / 255, 4 / 255, 8 / 255), steps_grid: Sequence[int] = (5, 10, 20, 50),
+                   lam: Sequence[float] = (0.5, 1.0, 2.0, 4.0), seed: int = 0) -> dict[str, Any]:
+    """Adaptive evasion rate against attack steps and ε (best of ``lam`` per image, as ``adaptive_evaluation``),
+    and, at each ε, the per-step mean hinges of the longest run per λ: whether the attack converged."""
+    objective = det.attack_objective()
+    if objective is None:
+        return {"applicable": False, "reason": f"{det.name}'s score is not differentiable"}
+    labels = np.asarray(labels, np.int64)
+    points, traces = [], {}
+    for eps in eps_grid:
+        for steps in steps_grid:
+            res = adaptive_evaluation(victim, det, clean, labels, eps, None, steps, lam, seed)
+            points.append({"eps": eps, "steps": steps, **res["adaptive"]})
+        for v in lam:
+            tr: list[list[float]] = []
+            adaptive_pgd(victim, objective[0], clean, labels, eps, objective[1], steps=max(steps_grid), lam=v,
+                         seed=seed, trace=tr)
+            n = max(1, len(clean))
+            steps_n = max(steps_grid)
+            rows = np.asarray(tr, np.float64).reshape(-1, steps_n, 3).sum(0) if tr else np.zeros((0, 3))
+            traces[f"eps{round(eps * 255, 3):g}-lam{v:g}"] = {
+                "victim_hinge_mean": (rows[:, 0] / n).tolist(), "detector_hinge_mean": (rows[:, 1] / n).tolist(),
+                "won_rate": (rows[:, 2] / n).tolist()}
+    return {"applicable": True, "lambdas": [float(v) for v in lam], "points": points, "traces": traces,
+            "note": "no randomness in the detector (flip TTA is a fixed average), so no EOT is needed; every "
+                    "part is differentiable, so no BPDA pass"}

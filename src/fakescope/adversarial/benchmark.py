@@ -26,13 +26,14 @@ import numpy as np
 
 from .._version import __version__
 from ..data import ImageSet, load_dataset
-from ..io import save_figure, write_json
+from ..io import write_json
 from ..models import load_checkpoint
 from ..models.net import Net
 from ..progress import printer
-from .adaptive import adaptive_evaluation
+from .adaptive import adaptive_curve, adaptive_evaluation
 from .detectors.base import AdversarialDetector, create_detector
 from .detectors.checkpoint import CheckpointDetector
+from .families import families, family_table, guarded_components, leave_one_family_out
 from .manifest import checkpoint_hashes
 from .protocol import (
     DEFAULT_ATTACKS,
@@ -50,6 +51,8 @@ from .protocol import (
     noisy_negatives,
     pair_leak,
 )
+from .tables import format_benchmark as format_benchmark  # re-exported: the CLI prints it
+from .tables import plot_cross_attack, plot_eps_curves
 
 DEFAULT_DETECTORS = ("feature-squeeze", "mahalanobis", "residual-cnn")
 MIN_TRAIN_PAIRS = 4
@@ -140,7 +143,8 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
                           attack_kw: dict[str, dict[str, Any]] | None = None, seed: int = 0,
                           quiet: bool = False, negatives: bool = True,
                           checkpoints: Sequence[str | os.PathLike[str]] = (),
-                          attack_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                          attack_dir: str | os.PathLike[str] | None = None, leave_one_out: bool = False,
+                          curve: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the protocol; write ``out/detector_eval.json`` and PNG plots; return the JSON document.
 
     Sources: ``data`` is attacked here (``n_train``/``n_val``/``n_test`` source images, default 1000/500/1000, or
@@ -156,7 +160,9 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     {"epochs": 4}}``). ``negatives``: residual-cnn degrades clean training images only (``--augment negatives``).
     ``checkpoints``: trained ``task adversarial`` checkpoints, evaluated as they are (never refitted) at their
     calibrated threshold and at ``fpr`` on the clean validation images. ``adaptive``: the (attack family, ε) whose
-    detector the adaptive PGD targets, or ``None``.
+    detector the adaptive PGD targets, or ``None``. ``leave_one_out``: also ``families.leave_one_family_out`` of
+    residual-cnn. ``curve``: ``adaptive.adaptive_curve`` keywords (plus ``n``, test images) for each checkpoint at
+    its own threshold. Always: per-family tables and, for guarded checkpoints, ``families.guarded_components``.
     """
     t0 = time.perf_counter()
     say = printer(quiet, "[adversarial-benchmark]")
@@ -175,6 +181,8 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     adaptive_res = {} if adaptive is None else _adaptive(b, net, fitted, adaptive, adaptive_steps, adaptive_lambda,
                                                          seed, say)
     _checkpoint_evidence(ckpts, ckpt_info)
+    fam = _family_sections(b, net, per_attack, ckpts, leave_one_out, curve, {"negatives": negatives, **(
+        detector_kw or {}).get("residual-cnn", {})}, fpr, seed, say)
     doc: dict[str, Any] = {
         "format": "fakescope-detector-eval/1", "fakescope_version": __version__, "victim": victim_name,
         "data": data_name, "source": "attack_dir" if attack_dir is not None else "attacked here", "split": split,
@@ -185,7 +193,7 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
         "attacks": {t: {"attack": s["attack"], "eps": s["eps"], "norm": s["norm"], **s["stats"]}
                     for t, s in b.sets.items()},
         "per_attack": per_attack, "cross_attack": cross, "checkpoints": ckpt_info,
-        "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped,
+        "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped, **fam,
     }
     doc["plots"] = _plots(per_attack, cross, root)
     doc["seconds"] = time.perf_counter() - t0
@@ -292,6 +300,26 @@ def _adaptive(b: _Bench, net: Net, fitted: dict[str, dict[str, AdversarialDetect
     return out
 
 
+def _family_sections(b: _Bench, net: Net, per_attack: list[dict[str, Any]], ckpts: dict[str, CheckpointDetector],
+                     leave_one_out: bool, curve: dict[str, Any] | None, residual_kw: dict[str, Any], fpr: float,
+                     seed: int, say: Any) -> dict[str, Any]:
+    """The family tables, guarded components, and (when asked) leave-one-family-out and the adaptive curve."""
+    out: dict[str, Any] = {"families": family_table(per_attack, families(b, net))}
+    own = {k: d for k, d in ckpts.items() if not k.endswith(":val-threshold")}
+    comps = {k: guarded_components(d, b, net) for k, d in own.items()}
+    out["components"] = {k: v for k, v in comps.items() if v is not None}
+    if leave_one_out:
+        out["leave_one_family_out"] = leave_one_family_out(b, net, "residual-cnn", residual_kw, fpr, seed, say)
+    if curve:
+        kw = dict(curve)
+        te = b.te[: int(kw.pop("n", len(b.te)))]
+        out["adaptive_curve"] = {}
+        for k, d in own.items():
+            say(f"adaptive curve on {k} ({len(te)} test images)")
+            out["adaptive_curve"][k] = adaptive_curve(net, d, b.images[te], b.labels[te], seed=seed, **kw)
+    return out
+
+
 def _checkpoint_evidence(ckpts: dict[str, CheckpointDetector], ckpt_info: dict[str, dict[str, Any]]) -> None:
     """Record in ``ckpt_info`` that nothing in the benchmark trained the checkpoints (parameters, weights file)."""
     for name, info in ckpt_info.items():
@@ -314,78 +342,3 @@ def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, An
     return {"detector": det, "trained_on": trained_on, "attack": s["attack"], "eps": s["eps"], "tag": tag,
             "threshold_source": ckpt["threshold_source"] if ckpt else "val-fpr",
             "attack_success_rate": s["stats"].get("success_rate"), **m}
-
-
-def plot_eps_curves(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """AUROC against ε (grey levels) per bounded attack family, one panel per detector; minimum-norm attacks as
-    dotted horizontal lines."""
-    from matplotlib.figure import Figure
-
-    dets = sorted({r["detector"] for r in rows})
-    fig = Figure(figsize=(4.2 * max(1, len(dets)), 3.4), dpi=110)
-    for k, det in enumerate(dets):
-        ax = fig.add_subplot(1, max(1, len(dets)), k + 1)
-        mine = [r for r in rows if r["detector"] == det and r["auroc"] is not None]
-        for fam in sorted({r["attack"] for r in mine if r["eps"] is not None}):
-            pts = sorted((r["eps"] * 255, r["auroc"]) for r in mine if r["attack"] == fam and r["eps"] is not None)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam)
-        for r in (r for r in mine if r["eps"] is None):
-            ax.axhline(r["auroc"], ls=":", color="grey")
-            ax.text(ax.get_xlim()[0], r["auroc"], f" {r['attack']}", va="bottom", fontsize=7, color="grey")
-        ax.axhline(0.5, ls="--", lw=0.8, color="black")
-        ax.set(title=det, xlabel="ε (grey levels)", ylabel="AUROC", ylim=(0.0, 1.02))
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    save_figure(fig, path)
-    return Path(path)
-
-
-def plot_cross_attack(c: dict[str, Any], det: str, path: str | os.PathLike[str]) -> Path:
-    """Heat map of AUROC: rows = attack trained on, columns = attack tested on."""
-    from matplotlib.figure import Figure
-
-    m = np.array([[np.nan if v is None else v for v in row] for row in c["auroc"]], np.float64)
-    fig = Figure(figsize=(1.0 + 0.75 * len(c["test"]), 1.0 + 0.5 * len(c["train"])), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis")
-    ax.set_xticks(range(len(c["test"])), c["test"], rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(c["train"])), c["train"], fontsize=7)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if np.isfinite(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="black" if m[i, j] > 0.7 else "white")
-    ax.set(title=f"{det}: AUROC (train ↓, test →)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return Path(path)
-
-
-def format_benchmark(doc: dict[str, Any]) -> str:
-    """A short text table: AUROC / TPR@FPR / accuracy per detector and attack, then FPRs and the adaptive attack."""
-    f = (lambda v: "   n/a" if v is None else f"{v:.3f}")  # noqa: E731
-    w = max([16] + [len(r["detector"]) for r in doc["per_attack"]])
-    lines = [f"{'detector':{w}s} {'trained on':14s} {'attack':16s} {'success':>8s} {'AUROC':>7s} {'TPR@1%':>7s} "
-             f"{'TPR@5%':>7s} {'thr from':>10s} {'TPR@thr':>8s} {'FPR@thr':>8s} {'acc@thr':>8s}"]
-    for r in doc["per_attack"]:
-        lines.append(f"{r['detector']:{w}s} {r['trained_on']:14s} {r['tag']:16s} {f(r['attack_success_rate']):>8s} "
-                     f"{f(r['auroc']):>7s} {f(r['tpr_at_1fpr']):>7s} {f(r['tpr_at_5fpr']):>7s} "
-                     f"{r.get('threshold_source', 'val-fpr'):>10s} {f(r.get('tpr')):>8s} {f(r.get('fpr')):>8s} "
-                     f"{f(r.get('accuracy')):>8s}")
-    for k, c in doc.get("checkpoints", {}).items():
-        lines.append(f"{k}: threshold {c['threshold']:.4f} ({c['threshold_source']}), FPR on {c['n_val']} clean "
-                     f"validation images {f(c['val_fpr_at_threshold'])}; weights unchanged: "
-                     f"{c.get('parameters_unchanged')}")
-    lines.append("false-positive rate at the shipped threshold (noise-l2-*: the attacked test sources only):")
-    for k, fprs in doc["noisy_negatives"]["fpr"].items():
-        lines.append(f"  {k:30s} " + ", ".join(f"{fam}={v:.3f}" for fam, v in fprs.items()))
-    for k, a in doc["adaptive"].items():
-        if not a.get("applicable"):
-            lines.append(f"adaptive attack on {k}: not applicable ({a['reason']})")
-            continue
-        ad, na = a["adaptive"], a.get("non_adaptive", {})
-        lines.append(f"adaptive attack on {k}: fooled and undetected {f(ad['fooled_and_evaded_rate'])} "
-                     f"(non-adaptive {f(na.get('fooled_and_evaded_rate'))})")
-    return "\n".join(lines)

@@ -9,6 +9,7 @@ Images are uint8 NHWC throughout; ``eps`` is in [0, 1] units (8/255 = 8 grey lev
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,12 @@ def build_attack_sets(victim: Net, images: np.ndarray, labels: np.ndarray,
         tag = attack_tag(name, eps)
         if say:
             say(f"attack {tag} on {len(images)} images")
+        t0 = time.perf_counter()
         atk = create_attack(name, victim, eps=eps, **(attack_kw or {}).get(name, {}))
         adv, stats = run_attack(victim, images, labels, atk, batch_size=batch_size, seed=seed)
         changed = (adv != images).reshape(len(adv), -1).any(1)
-        out[tag] = {"attack": name, "eps": atk.eps, "norm": atk.norm, "images": adv, "changed": changed,
-                    "stats": stats}
+        out[tag] = {"attack": name, "family": atk.family, "eps": atk.eps, "norm": atk.norm, "images": adv,
+                    "changed": changed, "stats": {**stats, "seconds": time.perf_counter() - t0}}
     return out
 
 
@@ -108,8 +110,8 @@ def attack_sets_from_dirs(root: str | os.PathLike[str], size: int | None = None,
         out, changed = images.copy(), np.zeros(len(images), bool)
         out[rows] = adv
         changed[rows] = (adv != images[rows]).reshape(len(rows), -1).any(1)
-        sets[tag] = {"attack": manifest.get("attack", d.name), "eps": manifest.get("eps"),
-                     "norm": manifest.get("norm"), "images": out, "changed": changed,
+        sets[tag] = {"attack": manifest.get("attack", d.name), "family": manifest.get("family"),
+                     "eps": manifest.get("eps"), "norm": manifest.get("norm"), "images": out, "changed": changed,
                      "stats": {**(manifest.get("stats") or {}), "folder": str(d), "n_sources": len(rows)}}
     return images, np.asarray(src_labels, np.int64), groups.astype(np.int64), sets
 
@@ -164,14 +166,16 @@ def evaluate_detector(det: AdversarialDetector, clean_test: np.ndarray, attacked
 
 
 def fit_detector(name: str, victim: Net, clean_train: np.ndarray, attacked_train: np.ndarray | None,
-                 clean_val: np.ndarray, fpr: float = 0.05, seed: int = 0, **kw: Any) -> AdversarialDetector:
+                 clean_val: np.ndarray, fpr: float = 0.05, seed: int = 0, groups: np.ndarray | None = None,
+                 **kw: Any) -> AdversarialDetector:
     """Create and fit detector ``name`` on training pairs (clean images only unless it ``trains_on_attacks``),
-    then set its threshold at ``fpr`` on ``clean_val``."""
+    then set its threshold at ``fpr`` on ``clean_val``. ``groups``: source ids of the pairs (pooled attacks repeat
+    a source; its copies then stay on one side of the detector's own validation split)."""
     det = create_detector(name, victim_net=victim, fpr=fpr, seed=seed, **kw)
     if det.trains_on_attacks:
         if attacked_train is None:
             raise ValueError(f"{name} needs attacked training images")
-        det.fit(clean_train, attacked_train)
+        det.fit(clean_train, attacked_train, groups)
     else:
         det.fit(clean_train)
     det.threshold = threshold_at_fpr(det.score(clean_val), fpr)

@@ -106,6 +106,14 @@ def add_adversarial_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adaptive-attack", dest="adaptive_attack", default="pgd:8", metavar="NAME:EPS",
                    help="the attack whose detector the adaptive PGD targets, and its budget (default pgd:8)")
     p.add_argument("--adaptive-steps", dest="adaptive_steps", type=int, default=20, help="steps of the adaptive PGD")
+    p.add_argument("--leave-one-family-out", dest="leave_one_out", action="store_true",
+                   help="also train residual-cnn without each attack family and test it on that family")
+    p.add_argument("--adaptive-curve", dest="curve_n", type=int, metavar="N",
+                   help="adaptive evasion rate against steps and ε on N test images, per --detector-checkpoint")
+    p.add_argument("--curve-eps", dest="curve_eps", type=float, action="append", metavar="EPS",
+                   help="ε of the adaptive curve in 0..255 units; repeat (default 2, 4, 8)")
+    p.add_argument("--curve-steps", dest="curve_steps", type=int, action="append", metavar="STEPS",
+                   help="attack steps of the adaptive curve; repeat (default 5, 10, 20, 50)")
     p.add_argument("--residual-epochs", dest="residual_epochs", type=int, help="residual-cnn epochs (default 8)")
     p.add_argument("--residual-width", dest="residual_width", type=int, help="residual-cnn width (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits, attacks and detector training")
@@ -174,6 +182,18 @@ def run_reproduce_adversarial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _curve(args: argparse.Namespace) -> dict[str, object] | None:
+    """``adaptive_curve`` keywords from --adaptive-curve/--curve-eps/--curve-steps (None: no curve)."""
+    if not args.curve_n:
+        return None
+    kw: dict[str, object] = {"n": args.curve_n}
+    if args.curve_eps:
+        kw["eps_grid"] = [e / 255.0 for e in args.curve_eps]
+    if args.curve_steps:
+        kw["steps_grid"] = list(args.curve_steps)
+    return kw
+
+
 def run_adversarial_benchmark(args: argparse.Namespace) -> int:
     """``fakescope adversarial-benchmark``."""
     from ..adversarial.benchmark import DEFAULT_DETECTORS, adversarial_benchmark, format_benchmark
@@ -194,7 +214,8 @@ def run_adversarial_benchmark(args: argparse.Namespace) -> int:
                                 train_attacks=args.train_attack, split=args.split, fpr=args.fpr, adaptive=adaptive,
                                 adaptive_steps=args.adaptive_steps,
                                 detector_kw={"residual-cnn": _residual_kw(args)}, seed=args.seed, quiet=args.quiet,
-                                negatives=args.negatives, checkpoints=checkpoints, attack_dir=args.attack_dir)
+                                negatives=args.negatives, checkpoints=checkpoints, attack_dir=args.attack_dir,
+                                leave_one_out=args.leave_one_out, curve=_curve(args))
     print(format_benchmark(doc))
     plots = ", ".join(Path(p).name for p in doc["plots"].values())
     print(f"\nwritten: {Path(args.out) / 'detector_eval.json'} (+ {plots})")

@@ -13,22 +13,47 @@ from PIL import Image
 from .images import RESAMPLE
 from .imageset import DataError
 
+CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: the channel-axis sizes fakescope recognises
 
-def images_from_array(arr: np.ndarray, name: str = "array") -> np.ndarray:
-    """Validate an image array (NHWC or NCHW, uint8 or float) and return uint8 NHWC RGB.
 
-    Float arrays must be in [0, 1] (scaled by 255) or [0, 255]. Arrays whose maximum is at most 1/255 are
-    refused: they are almost certainly [0, 1] images divided by 255 a second time.
-    """
-    a = np.asarray(arr)
+def _as_numpy(arr: object) -> np.ndarray:
+    """A numpy view of ``arr``; torch tensors (any device, with or without grad) are detached and copied to CPU."""
+    if hasattr(arr, "detach") and hasattr(arr, "cpu"):  # a torch.Tensor, without importing torch here
+        t = arr.detach().cpu()  # type: ignore[union-attr]
+        return (t.float() if t.is_floating_point() and t.element_size() < 4 else t).numpy()  # bf16 has no numpy
+    return np.asarray(arr)
+
+
+def _to_nhwc(a: np.ndarray, name: str) -> np.ndarray:
+    """The layout convention: NHWC when the last axis is 1/3/4, else NCHW when axis 1 is; 3-D is one image."""
     if a.ndim == 3:
-        a = a[..., None]
+        last, first = a.shape[-1] in CHANNELS, a.shape[0] in CHANNELS
+        if last and first:
+            raise DataError(f"{name}: shape {a.shape} is ambiguous (one HWC or one CHW image?); pass a 4-D "
+                            "(N,H,W,C) batch")
+        if not (last or first):
+            raise DataError(f"{name}: a 3-D array must be one HWC or CHW image (channel axis of size 1, 3 or 4), "
+                            f"got shape {a.shape}; pass a batch as (N,H,W,C)")
+        a = a[None] if last else a[None].transpose(0, 2, 3, 1)
     if a.ndim != 4:
-        raise DataError(f"{name}: images must be 4-D (N,H,W,C) or (N,C,H,W), got shape {a.shape}")
-    if a.shape[-1] not in (1, 3, 4) and a.shape[1] in (1, 3, 4):
+        raise DataError(f"{name}: images must be one (H,W,C) image or a 4-D (N,H,W,C) or (N,C,H,W) batch, "
+                        f"got shape {a.shape}")
+    if a.shape[-1] not in CHANNELS and a.shape[1] in CHANNELS:
         a = a.transpose(0, 2, 3, 1)
-    if a.shape[-1] not in (1, 3, 4):
-        raise DataError(f"{name}: cannot find the channel axis in shape {a.shape}")
+    if a.shape[-1] not in CHANNELS:
+        raise DataError(f"{name}: cannot find the channel axis (size 1, 3 or 4) in shape {a.shape}")
+    return a
+
+
+def images_from_array(arr: object, name: str = "array") -> np.ndarray:
+    """Validate images (numpy array or torch tensor, uint8 or float) and return uint8 NHWC RGB.
+
+    Layout: a 4-D batch is NHWC when its last axis has size 1, 3 or 4, else NCHW when axis 1 has; a 3-D array is
+    ONE image, HWC or CHW by the same rule (refused when both ends could be channels, e.g. (3, 8, 4)). Float arrays
+    must be in [0, 1] (scaled by 255) or [0, 255]. Arrays whose maximum is at most 1/255 are refused: they are
+    almost certainly [0, 1] images divided by 255 a second time.
+    """
+    a = _to_nhwc(_as_numpy(arr), name)
     if a.dtype == np.uint8:
         out = a
     elif np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..data.arrays import images_from_array
 from ..data.decode import available_cpus
 from ..models.checkpoint import CheckpointError, checked_weights, display_name, read_metadata, resolve
 from ..models.layout import PLANS, Plan, Step, plan_for
@@ -200,15 +201,15 @@ class OnnxDetector:
         return z[:, 0] if z.shape[1] == 1 else z
 
     def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
-        """Calibrated P(label 1) per image, or class probabilities (N, C), for uint8 NHWC images (``batch_size``
-        images per ONNX Runtime call, default ``BATCH_SIZE``)."""
+        """Calibrated P(label 1) per image, or class probabilities (N, C), for images as ``images_from_array``
+        takes them (``batch_size`` images per ONNX Runtime call, default ``BATCH_SIZE``)."""
         batch_size = batch_size or BATCH_SIZE
         if bf16:
             raise ValueError("the ONNX engine runs float32 only; use the torch engine for bf16")
-        arr = np.asarray(images)
-        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (self.image_size, self.image_size, 3):
-            raise ValueError(f"expected uint8 images (N, {self.image_size}, {self.image_size}, 3), got "
-                             f"{arr.dtype} {arr.shape}")
+        arr = images_from_array(images, "images")  # the one layout/dtype convention, as the torch Detector
+        if arr.shape[1:3] != (self.image_size, self.image_size):
+            raise ValueError(f"images are {arr.shape[1]}x{arr.shape[2]}; this model takes "
+                             f"{self.image_size}x{self.image_size} (decode files with fakescope.data.decode_image)")
         parts = [self.logits(arr[i:i + batch_size]) for i in range(0, len(arr), batch_size)]
         z = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
         return calibrated_probs(z, self.spec.temperature).astype(np.float32)

@@ -1,7 +1,8 @@
 """``Detector``: a loaded checkpoint + its input spec + calibration → scores and verdicts.
 
-Images enter as uint8 HWC/NHWC RGB arrays (or [0,1] floats, converted by ``images_from_array``); the detector
-resizes nothing itself — decoding to the model's input size happens in ``fakescope.data``.
+Images enter as numpy arrays or torch tensors, uint8 or [0, 1] floats, one HWC/CHW image or an NHWC/NCHW batch
+(the one convention of ``fakescope.data.images_from_array``); the detector resizes nothing itself — decoding to
+the model's input size happens in ``fakescope.data``.
 """
 
 from __future__ import annotations
@@ -65,10 +66,8 @@ class Detector:
 
     def scores(self, images: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
         """Calibrated P(label 1) per image (binary tasks) or class probabilities (N, C); ``bf16``: see
-        ``predict_logits``."""
-        arr = np.asarray(images)
-        if arr.dtype != np.uint8 or arr.ndim != 4:
-            arr = images_from_array(arr[None] if arr.ndim == 3 else arr)
+        ``predict_logits``. ``images``: anything ``images_from_array`` takes (NHWC/NCHW, uint8/float, numpy/torch)."""
+        arr = images_from_array(images, "images")  # DataError (a ValueError) on bad input; no copy for uint8 NHWC
         if arr.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"images are {arr.shape[1]}x{arr.shape[2]}; this model takes "
                              f"{self.image_size}x{self.image_size} (decode files with fakescope.data.decode_image)")

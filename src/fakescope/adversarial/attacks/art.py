@@ -29,10 +29,12 @@ def art_classifier(victim_net: Net) -> Any:
                              device_type="gpu" if device.type == "cuda" else "cpu")
 
 
-def _art(name: str, norm: str, eps: float | None, victim_net: Net, cls_path: str, params: dict[str, Any]) -> Attack:
+def _art(name: str, norm: str, eps: float | None, victim_net: Net, cls_path: str, params: dict[str, Any],
+         family: str | None = None) -> Attack:
     """An ``Attack`` running ART class ``art.attacks.evasion.<cls_path>`` with ``params`` (labels one-hot).
 
     ``params`` stay JSON-safe for the manifest: ``norm`` is ``"inf"`` or ``2`` and becomes ``np.inf`` for ART.
+    ``family`` defaults to ``gradient`` for bounded attacks and ``minimum-norm`` for the others.
     """
     import art.attacks.evasion as evasion
 
@@ -47,4 +49,4 @@ def _art(name: str, norm: str, eps: float | None, victim_net: Net, cls_path: str
         with frozen(victim_net):
             return impl.generate(x=x, y=np.eye(n_cls, dtype=np.float32)[y]).astype(np.float32)
 
-    return Attack(name, norm, eps, params, generate)
+    return Attack(name, norm, eps, params, generate, family or ("gradient" if eps is not None else "minimum-norm"))

@@ -22,12 +22,16 @@ from .stats import attack_stats, check_images, predict
 
 LINF_EPS = 8 / 255  # default L∞ budget
 L2_EPS = 0.5  # default L2 budget ([0, 1] units, the usual CIFAR-10 value)
+# Attack families, by what the attacker needs: gradients (bounded), gradients (minimum-norm), output scores only,
+# the top-1 decision only; and perturbations outside every Lp ball (rotations, translations).
+FAMILIES = ("gradient", "minimum-norm", "score-based", "decision-based", "spatial")
 
 
 class VictimLogits(nn.Module):
     """(N, C) logits of a victim ``Net`` for float [0, 1] NCHW input; a binary net's logit z becomes [-z/2, z/2].
 
-    Input goes channels_last (ART hands over NCHW-contiguous copies; convolutions run ~1.5x faster on CPU).
+    float64 input is cast to float32. Input goes channels_last (ART hands over NCHW-contiguous copies;
+    convolutions run ~1.5x faster on CPU).
     """
 
     def __init__(self, net: Net) -> None:
@@ -35,6 +39,7 @@ class VictimLogits(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() if x.dtype == torch.float64 else x  # ART's HopSkipJump hands over float64 samples
         z = self.net(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
         return torch.cat([-z / 2, z / 2], dim=1) if z.shape[1] == 1 else z
 
@@ -48,13 +53,19 @@ class Attack:
     eps: float | None  # hard budget for bounded attacks; None for minimum-norm attacks
     params: dict[str, Any]
     generate: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(repr=False)
+    family: str = "gradient"  # one of FAMILIES: what the attacker needs (gradients, scores, decisions) or does
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"attack {self.name}: family must be one of {FAMILIES}, got {self.family!r}")
 
     @property
     def bounded(self) -> bool:
         return self.eps is not None
 
     def describe(self) -> dict[str, Any]:
-        return {"attack": self.name, "norm": self.norm, "eps": self.eps, "parameters": dict(self.params)}
+        return {"attack": self.name, "family": self.family, "norm": self.norm, "eps": self.eps,
+                "parameters": dict(self.params)}
 
 
 ATTACKS: Registry[Attack] = Registry("attack")
@@ -63,12 +74,22 @@ register_attack = ATTACKS.register
 
 def create_attack(name: str, victim_net: Net, eps: float | None = None, **kw: Any) -> Attack:
     """Configure attack ``name`` against ``victim_net``; ``eps=None`` means the attack's default budget (the registry
-    drops None keywords, so the factory's own default applies; minimum-norm attacks take and ignore ``eps``)."""
-    return ATTACKS.create(name, victim_net=victim_net, eps=eps, **kw)
+    drops None keywords, so the factory's own default applies; minimum-norm attacks take and ignore ``eps``).
+    The victim's train/eval mode is left as it was (factories switch it to eval while wrapping it)."""
+    was_training = victim_net.training
+    try:
+        return ATTACKS.create(name, victim_net=victim_net, eps=eps, **kw)
+    finally:
+        victim_net.train(was_training)
 
 
 def list_attacks() -> list[str]:
     return ATTACKS.names()
+
+
+def attack_family(name: str, victim_net: Net) -> str:
+    """The family (``FAMILIES``) of registered attack ``name``."""
+    return create_attack(name, victim_net).family
 
 
 @contextlib.contextmanager

@@ -11,4 +11,4 @@ from .base import LINF_EPS, Attack, register_attack
 def _square(victim_net: Net, eps: float = LINF_EPS, max_iter: int = 100, p_init: float = 0.8,
             nb_restarts: int = 1) -> Attack:
     params = {"norm": "inf", "eps": eps, "max_iter": max_iter, "p_init": p_init, "nb_restarts": nb_restarts}
-    return _art("square", "linf", eps, victim_net, "SquareAttack", params)
+    return _art("square", "linf", eps, victim_net, "SquareAttack", params, family="score-based")

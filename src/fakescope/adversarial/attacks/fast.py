@@ -102,9 +102,10 @@ def _autocast(x: torch.Tensor, dtype: torch.dtype | None) -> contextlib.Abstract
 
 
 def _torch_attack(name: str, victim_net: Net, fn: Any, params: dict[str, Any], norm: str = "l2",
-                  eps: float | None = None) -> Attack:
+                  eps: float | None = None, family: str | None = None) -> Attack:
     """An ``Attack`` calling ``fn(model, x, labels, **params)`` on the victim's ``attack_model`` (on its device);
-    a ``precision`` parameter becomes ``fn``'s ``grad_dtype``. Default: a minimum-norm L2 attack (``eps`` None)."""
+    a ``precision`` parameter becomes ``fn``'s ``grad_dtype``. Default: a minimum-norm L2 attack (``eps`` None);
+    ``family`` as ``art._art``'s."""
     device = next(victim_net.parameters()).device
     model = VictimLogits(attack_model(victim_net.eval()))
     kw = {k: v for k, v in params.items() if k != "precision"}
@@ -115,4 +116,4 @@ def _torch_attack(name: str, victim_net: Net, fn: Any, params: dict[str, Any], n
         xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(np.asarray(y, np.int64)).to(device)
         return fn(model, xt, yt, **kw).cpu().numpy()
 
-    return Attack(name, norm, eps, params, generate)
+    return Attack(name, norm, eps, params, generate, family or ("gradient" if eps is not None else "minimum-norm"))
