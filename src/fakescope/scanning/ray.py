@@ -34,7 +34,7 @@ from ..data.arrays import is_array_file
 from ..data.decode import Decoded, iter_decoded
 from ..data.files import expand_paths
 from .output import FIELDS, Verdict
-from .scan import _display, _load, _plan, _rows, scan
+from .scan import display_path, load_scorers, plan_model, scan, verdict_rows
 from .shard import take_shard
 
 
@@ -46,13 +46,13 @@ class Predictor:
     def __init__(self, models: str | Sequence[str] = "fast", threshold: float | None = None,
                  engine: str = "auto", bf16: bool = False) -> None:
         names = [models] if isinstance(models, str) else list(models)
-        plans = [_plan(m) for m in names]
+        plans = [plan_model(m) for m in names]
         sizes = {p.spec.image_size for p in plans}
         if len(sizes) != 1:
             raise ValueError(f"models in one scan must share an input size, got {sorted(sizes)}")
         self.size, self.resample = sizes.pop(), plans[0].spec.resample
         self.threshold, self.bf16 = threshold, bf16
-        self.dets = _load(plans, engine, bf16)
+        self.dets = load_scorers(plans, engine, bf16)
         self._tmp = tempfile.TemporaryDirectory(prefix="fakescope-ray-")
 
     def _decode_bytes(self, blobs: Sequence[bytes]) -> list[Decoded]:
@@ -77,7 +77,7 @@ class Predictor:
                            (0, []))[1]
         else:
             raise ValueError(f"a batch needs a 'path' or a 'bytes' column, got {sorted(batch)}")
-        rows = _rows(keys, results, self.dets, self.threshold, set(), self.bf16, self.size)
+        rows = verdict_rows(keys, results, self.dets, self.threshold, set(), self.bf16, self.size)
         return columns(rows)
 
 
@@ -112,11 +112,11 @@ def scan_ray(inputs: list[str], models: str | Sequence[str] = "fast", threshold:
     import ray
 
     names = [models] if isinstance(models, str) else list(models)
-    plans = [_plan(m) for m in names]  # unknown or malformed checkpoints fail here, before Ray starts
+    plans = [plan_model(m) for m in names]  # unknown or malformed checkpoints fail here, before Ray starts
     files, problems = expand_paths(inputs)
     if shard is not None:
-        files, problems = take_shard(files, problems, shard, key=_display)
-    rows = [Verdict(_display(item), p.spec.task, None, None, None, p.name, error=msg)
+        files, problems = take_shard(files, problems, shard, key=display_path)
+    rows = [Verdict(display_path(item), p.spec.task, None, None, None, p.name, error=msg)
             for item, msg in problems for p in plans]
     arrays = [f for f in files if is_array_file(f)]
     if arrays:

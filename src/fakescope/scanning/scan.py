@@ -48,13 +48,13 @@ class _Planned:
     detector: Scorer | None = None
 
 
-def _plan(model: Model) -> _Planned:
+def plan_model(model: Model) -> _Planned:
     if isinstance(model, (str, os.PathLike)):
         return _Planned(model, display_name(model), ModelSpec.from_dict(read_metadata(model)["spec"]))
     return _Planned(model, model.name, model.spec, model)
 
 
-def _display(path: str) -> str:
+def display_path(path: str) -> str:
     """File names that are not valid UTF-8 are shown with escapes instead of crashing the output."""
     return os.fsdecode(os.fsencode(path)).encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -75,7 +75,7 @@ def scan_iter(inputs: list[str], models: Sequence[Model], threshold: float | Non
     not scanned (``data.files.skip_reason``); ``progress(done, total)`` is called with the image files scored.
     ``shard=(i, n)``: only the files of shard ``i`` of ``n`` (``scanning.shard``).
     """
-    return _scan_iter(inputs, [_plan(m) for m in models], threshold, chunk, workers, skip, bf16, engine, skipped,
+    return _scan_iter(inputs, [plan_model(m) for m in models], threshold, chunk, workers, skip, bf16, engine, skipped,
                       progress, shard)
 
 
@@ -94,16 +94,16 @@ def _scan_iter(inputs: list[str], plans: list[_Planned], threshold: float | None
     size = sizes.pop()
     files, problems = expand_paths(inputs, skipped=skipped)
     if shard is not None:
-        files, problems = take_shard(files, problems, shard, key=_display)
+        files, problems = take_shard(files, problems, shard, key=display_path)
     skip = skip or set()
     arrays = [f for f in files if is_array_file(f)]  # .npz: one row per image, keyed FILE#INDEX
-    todo = [f for f in files if not is_array_file(f) and any((_display(f), p.name) not in skip for p in plans)]
+    todo = [f for f in files if not is_array_file(f) and any((display_path(f), p.name) not in skip for p in plans)]
     workers = default_workers(len(todo), chunk) if workers is None else workers
     resample = plans[0].spec.resample
     with DecodeStream(todo, size, resample, workers, chunk) as stream:
-        dets = _load(plans, engine, bf16, max(1, available_cpus() - stream.workers))
+        dets = load_scorers(plans, engine, bf16, max(1, available_cpus() - stream.workers))
         for item, msg in problems:
-            key = _display(item)
+            key = display_path(item)
             rows = [Verdict(key, d.task, None, None, None, d.name, error=msg) for d in dets
                     if (key, d.name) not in skip]
             if rows:
@@ -121,7 +121,8 @@ def check_threshold(threshold: float | None) -> None:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
 
 
-def _load(plans: list[_Planned], engine: str = "auto", bf16: bool = False, threads: int | None = None) -> list[Scorer]:
+def load_scorers(plans: list[_Planned], engine: str = "auto", bf16: bool = False,
+                 threads: int | None = None) -> list[Scorer]:
     """Load each planned model: with ONNX Runtime when ``engine`` allows it (no torch import), else torch.
 
     ``threads``: ONNX Runtime's intra-op threads, the CPUs the decode workers leave (its threads do not shrink
@@ -150,13 +151,13 @@ def _array_rows(path: str, dets: list[Scorer], threshold: float | None, skip: se
     try:
         images, w, h = read_images(path, size, resample)
     except ValueError as e:
-        yield _rows([path], [(None, str(e), None, None)], dets, threshold, skip, bf16, size)
+        yield verdict_rows([path], [(None, str(e), None, None)], dets, threshold, skip, bf16, size)
         return
     resized = f"resized from {w}x{h} to {size}x{size}" if (w, h) != (size, size) else None
     info = DecodeInfo(w, h, "NPZ", resized)
     for start in range(0, len(images), chunk):
         batch = images[start:start + chunk]
-        yield _rows([f"{path}#{i}" for i in range(start, start + len(batch))],
+        yield verdict_rows([f"{path}#{i}" for i in range(start, start + len(batch))],
                     [(img, None, resized, info) for img in batch], dets, threshold, skip, bf16, size)
 
 
@@ -165,7 +166,7 @@ def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold:
            ) -> Iterator[list[Verdict]]:
     """Score each decoded chunk; while workers decode, leave them their CPUs (fewer intra-op threads)."""
     def rows(start: int, results: list[Decoded]) -> list[Verdict]:
-        out = _rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
+        out = verdict_rows(todo[start:start + len(results)], results, dets, threshold, skip, bf16, size)
         if progress is not None:
             progress(start + len(results), len(todo))
         return out
@@ -190,9 +191,9 @@ def _score(stream: DecodeStream, todo: list[str], dets: list[Scorer], threshold:
             torch.set_num_threads(threads)
 
 
-def _rows(files: list[str], results: list[Decoded], dets: list[Scorer], threshold: float | None,
+def verdict_rows(files: list[str], results: list[Decoded], dets: list[Scorer], threshold: float | None,
           skip: set[tuple[str, str]], bf16: bool, size: int) -> list[Verdict]:
-    paths = [_display(p) for p in files]
+    paths = [display_path(p) for p in files]
     good = [i for i, r in enumerate(results) if r[0] is not None]
     batch = np.stack([results[i][0] for i in good]) if good else np.zeros((0, size, size, 3), np.uint8)
     per_model = {}
@@ -247,7 +248,7 @@ def scan(inputs: list[str], models: Sequence[Model] | Model = "fast", threshold:
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
         models = [models]
     check_threshold(threshold)
-    plans = [_plan(m) for m in models]  # unknown or malformed checkpoints fail here, before any output
+    plans = [plan_model(m) for m in models]  # unknown or malformed checkpoints fail here, before any output
     if output and resume:
         drop_torn_tail(output)
     skip = done_keys(output) if (output and resume) else set()

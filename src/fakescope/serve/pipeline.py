@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from ..data.decode import Decoded
 from ..inference.contract import Scorer
 from ..scanning.output import Verdict
-from ..scanning.scan import _rows as scan_rows  # the scan's row builder: same verdicts, warnings and errors
+from ..scanning.scan import verdict_rows as scan_rows  # the scan's row builder: same verdicts, warnings and errors
 from .batching import Batcher
 from .decoding import Decoder, Plan, decode_files, give_back_memory, plan
 from .guard import Slots
