@@ -190,7 +190,8 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
         "sizes": {"train": len(b.tr), "val": len(b.va), "test": len(b.te)},
         "pair_leak_train_test": pair_leak(b.groups[b.tr], b.groups[b.te]),
         "pair_leak_val_test": pair_leak(b.groups[b.va], b.groups[b.te]),
-        "attacks": {t: {"attack": s["attack"], "eps": s["eps"], "norm": s["norm"], **s["stats"]}
+        "attacks": {t: {"attack": s["attack"], "family": s.get("family"), "eps": s["eps"], "norm": s["norm"],
+                        **s["stats"]}
                     for t, s in b.sets.items()},
         "per_attack": per_attack, "cross_attack": cross, "checkpoints": ckpt_info,
         "noisy_negatives": noisy, "adaptive": adaptive_res, "skipped": skipped, **fam,
