@@ -26,9 +26,8 @@ import numpy as np
 from .._version import __version__
 from ..io import atomic_open, sha256_file, write_json
 from .decode import fingerprint, iter_decoded
-from .files import is_image_name
 from .imageset import DataError
-from .sources import class_dirs, resolve_split
+from .sources import list_class_files
 
 MANIFEST = "manifest.json"
 FORMAT = "fakescope-shards/1"
@@ -39,21 +38,6 @@ BUFFER_BYTES = 64 << 20  # the shuffle buffer of each rank (~21,800 images at 32
 
 def is_shard_dir(path: str | os.PathLike[str]) -> bool:
     return bool(path) and (Path(path) / MANIFEST).is_file()
-
-
-def list_files(root: str | os.PathLike[str], task: str, split: str) -> tuple[list[str], list[int], list[str]]:
-    """``(paths, labels, classes)`` of a CIFAKE-layout split, two-class folder or class folders, sorted."""
-    base = resolve_split(root, split)
-    dirs = class_dirs(base, task)
-    paths: list[str] = []
-    labels: list[int] = []
-    for i, (_name, d) in enumerate(dirs):
-        files = sorted(str(p) for p in d.rglob("*") if p.is_file() and is_image_name(p))
-        paths += files
-        labels += [i] * len(files)
-    if not paths:
-        raise DataError(f"{base}: no image files found under {[d.name for _, d in dirs]}")
-    return paths, labels, [n for n, _ in dirs]
 
 
 class _ShardWriter:
@@ -97,7 +81,7 @@ def pack(source: str | os.PathLike[str], out: str | os.PathLike[str], task: str 
     dest = Path(out)
     if is_shard_dir(dest) or any(dest.glob("shard-*.npy")):
         raise FileExistsError(f"{dest} already holds shards; choose another --out or remove it")
-    paths, labels, classes = list_files(source, task, split)
+    paths, labels, classes = list_class_files(source, task, split)
     fp = fingerprint(paths, size, resample)  # the same as train --data FOLDER records for this folder
     order = np.random.default_rng(seed).permutation(len(paths))
     paths, labels = [paths[i] for i in order], [labels[i] for i in order]

@@ -43,14 +43,8 @@ def resolve_split(root: str | os.PathLike[str], split: str) -> Path:
     return r / split if (r / split).is_dir() else r
 
 
-def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
-                workers: int | None = None, use_cache: bool = True, progress: ProgressFn | None = None,
-                per_class: int = 0, seed: int = 0) -> ImageSet:
-    """Load a CIFAKE-layout split, a two-class folder or class folders (``task='classify'``).
-
-    ``per_class`` > 0: at most that many images of each class, the choice ``subsample_per_class(ds, per_class,
-    seed)`` makes, and only those files are decoded. The fingerprint is always that of the whole folder.
-    """
+def list_class_files(root: str | os.PathLike[str], task: str, split: str) -> tuple[list[str], list[int], list[str]]:
+    """``(paths, labels, classes)`` of a CIFAKE-layout split, two-class folder or class folders, sorted."""
     base = resolve_split(root, split)
     dirs = class_dirs(base, task)
     paths: list[str] = []
@@ -61,19 +55,31 @@ def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int
         labels += [i] * len(files)
     if not paths:
         raise DataError(f"{base}: no image files found under {[d.name for _, d in dirs]}")
+    return paths, labels, [n for n, _ in dirs]
+
+
+def load_folder(root: str | os.PathLike[str], task: str = "synthetic", size: int = 32, split: str = "train",
+                workers: int | None = None, use_cache: bool = True, progress: ProgressFn | None = None,
+                per_class: int = 0, seed: int = 0) -> ImageSet:
+    """Load a CIFAKE-layout split, a two-class folder or class folders (``task='classify'``).
+
+    ``per_class`` > 0: at most that many images of each class, the choice ``subsample_per_class(ds, per_class,
+    seed)`` makes, and only those files are decoded. The fingerprint is always that of the whole folder.
+    """
+    paths, labels, names = list_class_files(root, task, split)
     if per_class:
-        chosen = per_class_choice(np.asarray(labels), len(dirs), per_class, seed)
+        chosen = per_class_choice(np.asarray(labels), len(names), per_class, seed)
         sub = [paths[i] for i in chosen]
         images, ok, errors, _ = cached_decode(sub, size, workers=workers, use_cache=use_cache, progress=progress)
         if ok.all():  # else decode everything and choose among the readable files, as subsample_per_class does
-            return _folder_set(sub, [labels[i] for i in chosen], dirs, task, images, ok, errors,
+            return _folder_set(sub, [labels[i] for i in chosen], names, task, images, ok, errors,
                                fingerprint(paths, size, "bicubic"))
     images, ok, errors, fp = cached_decode(paths, size, workers=workers, use_cache=use_cache, progress=progress)
-    ds = _folder_set(paths, labels, dirs, task, images, ok, errors, fp)
+    ds = _folder_set(paths, labels, names, task, images, ok, errors, fp)
     return subsample_per_class(ds, per_class, seed) if per_class else ds
 
 
-def _folder_set(paths: list[str], labels: list[int], dirs: list[tuple[str, Path]], task: str, images: np.ndarray,
+def _folder_set(paths: list[str], labels: list[int], classes: list[str], task: str, images: np.ndarray,
                 ok: np.ndarray, errors: list[str | None], fp: str) -> ImageSet:
     """The readable files of a decoded folder as an ``ImageSet`` (unreadable ones warned about and skipped)."""
     skipped = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
@@ -83,7 +89,7 @@ def _folder_set(paths: list[str], labels: list[int], dirs: list[tuple[str, Path]
     keep = np.flatnonzero(ok)
     y = np.asarray(labels, np.int64)[keep]
     cc = y.copy() if task == "classify" else np.array([cifar_class_from_name(p) for p in paths], np.int64)[keep]
-    ds = ImageSet(images[keep], y, [n for n, _ in dirs], cc, [paths[i] for i in keep], fingerprint=fp,
+    ds = ImageSet(images[keep], y, list(classes), cc, [paths[i] for i in keep], fingerprint=fp,
                   skipped=skipped)
     check_balance(ds)
     return ds
