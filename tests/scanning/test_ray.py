@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from fakescope.cli.main import main
-from fakescope.models import ModelSpec, Net, save_checkpoint
 from fakescope.scanning.demo import samples_dir
 from fakescope.scanning.ray import Predictor, _verdicts, scan_ray
 from fakescope.scanning.scan import scan
@@ -33,14 +31,6 @@ def cluster() -> Any:
     ctx.enable_progress_bars = False
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_checkpoint(Net(ModelSpec(arch="seed-cnn", threshold=0.5)).eval(), path)
-    return str(path) + ".json"
 
 
 @pytest.fixture(scope="module")

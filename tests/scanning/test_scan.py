@@ -19,14 +19,6 @@ from fakescope.scanning.output import FIELDS, done_keys, to_csv
 from fakescope.scanning.scan import scan
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_checkpoint(Net(ModelSpec(arch="seed-cnn", threshold=0.5)).eval(), path)
-    return str(path) + ".json"
-
-
 @pytest.fixture()
 def messy(tmp_path: Path) -> Path:
     """A folder of 12 good JPEGs and 3 broken files."""

@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fakescope.cli.main import main
-from fakescope.models import ModelSpec, Net, save_checkpoint
 from fakescope.scanning.demo import samples_dir
 from fakescope.scanning.output import Verdict
 from fakescope.scanning.scan import scan
 from fakescope.scanning.shard import MergeError, merge, parse_shard, shard_of, sidecar, take_shard
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_checkpoint(Net(ModelSpec(arch="seed-cnn", threshold=0.5)).eval(), path)
-    return str(path) + ".json"
 
 
 @pytest.fixture(scope="module")
