@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..models.checkpoint import list_bundled
 
 if TYPE_CHECKING:
-    from ..scanning.output import Verdict
+    from ..scanning.output import ScanRows, Verdict
 
 
 def prepare_scan_process() -> None:
@@ -88,7 +88,7 @@ def run_scan(paths: list[str], models: list[str], threshold: float | None = None
     for t in parts:
         write_part_manifest(t, part, paths, models, complete=True)
     print(summarise(rows), file=sys.stderr)
-    skipped = summarise_skipped(getattr(rows, "skipped", []))
+    skipped = summarise_skipped(rows.skipped)
     if skipped:
         print(skipped, file=sys.stderr)
     return 1 if any(r.error for r in rows) else 0
@@ -106,7 +106,7 @@ def probability(text: str) -> float:
 
 
 def _scan_on_ray(paths: list[str], models: list[str], threshold: float | None, output: str | None, resume: bool,
-                 chunk: int, bf16: bool, part: tuple[int, int] | None) -> list[Verdict]:
+                 chunk: int, bf16: bool, part: tuple[int, int] | None) -> ScanRows:
     """``--engine ray``: all rows at the end (``--output`` is written then, atomically; no ``--resume``)."""
     from pathlib import Path
 

@@ -33,7 +33,7 @@ import numpy as np
 from ..data.arrays import is_array_file
 from ..data.decode import Decoded, iter_decoded
 from ..data.files import expand_paths
-from .output import FIELDS, Verdict
+from .output import FIELDS, ScanRows, Verdict
 from .scan import display_path, load_scorers, plan_model, scan, verdict_rows
 from .shard import take_shard
 
@@ -102,7 +102,7 @@ def _verdicts(batch: dict[str, Any]) -> list[Verdict]:
 def scan_ray(inputs: list[str], models: str | Sequence[str] = "fast", threshold: float | None = None,
              batch_size: int = 256, concurrency: int | None = None, engine: str = "auto", bf16: bool = False,
              shard: tuple[int, int] | None = None,
-             address: str | None = None) -> list[Verdict]:
+             address: str | None = None) -> ScanRows:
     """``scan``'s rows, in its order, with the image files scored by ``Predictor`` actors on Ray.
 
     Connects to the cluster at ``address`` (or ``RAY_ADDRESS``), or starts a local one, unless Ray is already
@@ -113,11 +113,12 @@ def scan_ray(inputs: list[str], models: str | Sequence[str] = "fast", threshold:
 
     names = [models] if isinstance(models, str) else list(models)
     plans = [plan_model(m) for m in names]  # unknown or malformed checkpoints fail here, before Ray starts
-    files, problems = expand_paths(inputs)
+    skipped: list[tuple[str, str]] = []
+    files, problems = expand_paths(inputs, skipped=skipped)
     if shard is not None:
         files, problems = take_shard(files, problems, shard, key=display_path)
-    rows = [Verdict(display_path(item), p.spec.task, None, None, None, p.name, error=msg)
-            for item, msg in problems for p in plans]
+    rows = ScanRows([Verdict(display_path(item), p.spec.task, None, None, None, p.name, error=msg)
+                     for item, msg in problems for p in plans], skipped)  # skipped: as scan() reports them
     arrays = [f for f in files if is_array_file(f)]
     if arrays:
         rows += scan(arrays, names, threshold=threshold, bf16=bf16, engine=engine)
