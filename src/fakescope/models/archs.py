@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .layers import declare_layers
-from .layout import Plan, Step, best_plan, fast_plan, seed_cnn_plan
+from .layout import Plan, Step, best_plan, fast_plan, seed_cnn_plan, wide_plan
 from .registry import register_model
 
 
@@ -79,3 +79,8 @@ def fast(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: i
 @register_model("best", doc="Residual CNN, two convs at full resolution for high-frequency cues; ~285 MFLOPs at 32x32.")
 def best(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 32) -> nn.Module:
     return build(best_plan(image_size, num_classes, in_chans, width))
+
+
+@register_model("wide", doc="airbench-shaped CNN, groups of 64/256/256 channels at 1/2, 1/4, 1/8 size; the CIFAR-10 victim.")
+def wide(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 64) -> nn.Module:
+    return build(wide_plan(image_size, num_classes, in_chans, width))

@@ -92,6 +92,15 @@ def best_plan(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, wid
     return Plan("best", steps, {"features": "9.0", "classifier": "10.fc"})
 
 
+def wide_plan(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 64) -> Plan:
+    """airbench-shaped: three conv groups of widths w, 4w, 4w at 1/2, 1/4 and 1/8 resolution (two convs each),
+    one stem conv at full resolution, then the pooling head. ~0.14 GMACs at 32x32 with ``width`` 64."""
+    w, v = width, 4 * width
+    steps = (_cbg(in_chans, w), _pool(w), _cbg(w, w), _cbg(w, v), _pool(v), _cbg(v, v), _cbg(v, v), _pool(v),
+             _cbg(v, v), Step("head", v, out_dim(num_classes)))
+    return Plan("wide", steps, {"features": "8.0", "classifier": "9.fc"})
+
+
 def seed_cnn_plan(image_size: int = 32, num_classes: int = 2, in_chans: int = 3) -> Plan:
     """The seed notebook's Keras CNN: Conv 64 3x3 ReLU, MaxPool, Conv 64 3x3 ReLU, MaxPool, Flatten, Dense 64,
     BatchNorm (Keras eps and momentum), ReLU, Dense."""
@@ -106,7 +115,8 @@ def seed_cnn_plan(image_size: int = 32, num_classes: int = 2, in_chans: int = 3)
     return Plan("seed-cnn", steps, {"features": "3", "classifier": "10"})
 
 
-PLANS: dict[str, Callable[..., Plan]] = {"fast": fast_plan, "best": best_plan, "seed-cnn": seed_cnn_plan}
+PLANS: dict[str, Callable[..., Plan]] = {"fast": fast_plan, "best": best_plan, "wide": wide_plan,
+                                         "seed-cnn": seed_cnn_plan}
 
 
 def plan_for(arch: str, image_size: int = 32, num_classes: int = 2, **arch_kwargs: object) -> Plan:
