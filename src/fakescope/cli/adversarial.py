@@ -1,4 +1,4 @@
-"""``fakescope attack``, ``adversarial-benchmark``, ``guard`` and the options of ``reproduce adversarial``.
+"""``fakescope attack``, ``adversarial-benchmark``, ``guard``, ``harden`` and the options of ``reproduce adversarial``.
 
 Nothing heavy is imported until a command runs.
 """
@@ -148,6 +148,46 @@ def run_guard(args: argparse.Namespace) -> int:
     r = guard(args.residual, args.victim, args.calibration, args.out, fpr=args.fpr, sharpness=args.sharpness,
               test=args.test, command=command)
     print(f"written: {r['checkpoint']}")
+    return 0
+
+
+def add_harden(sub: argparse._SubParsersAction) -> None:
+    """The ``fakescope harden`` sub-command."""
+    p = sub.add_parser("harden", help="fine-tune an adversarial detector on adaptive attacks made against itself "
+                       "as it trains (dynamic adversary training); then fakescope guard")
+    p.add_argument("--init", required=True, help="the detector to start from (task adversarial; a guarded one "
+                   "gives its residual CNN), e.g. adversarial")
+    p.add_argument("--victim", required=True, help="the classifier the adaptive attacks must fool")
+    p.add_argument("--data", required=True, help="attack folder(s) to fine-tune on (fakescope attack --out)")
+    p.add_argument("--out", required=True, help="run folder (model.json, config.json, adversary.json)")
+    p.add_argument("--eps", type=float, action="append", help="L-inf ε of the adaptive attacks in 0..255 units, one "
+                   "drawn per batch; repeat (default 2, 4, 8)")
+    p.add_argument("--steps", type=int, default=10, help="adaptive PGD steps per batch")
+    p.add_argument("--lam", type=float, action="append", help="λ of the detector term, one drawn per batch; repeat "
+                   "(default 0.5, 1, 2, 4)")
+    p.add_argument("--share", type=float, default=0.5, help="share of a batch's clean images attacked afresh")
+    p.add_argument("--target-logit", dest="target_logit", type=float, default=0.0,
+                   help="the attacker pushes the detector's logit below this")
+    p.add_argument("--epochs", type=int, default=2, help="passes over the training pairs")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per step")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and of the adversary's draws")
+    p.add_argument("--resume", action="store_true", help="continue --out with its saved config and adversary")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run_harden)
+
+
+def run_harden(args: argparse.Namespace) -> int:
+    """``fakescope harden``."""
+    from ..adversarial.hardening import Adversary, harden
+
+    adv = Adversary(victim=args.victim, eps=tuple(e / 255.0 for e in (args.eps or (2.0, 4.0, 8.0))),
+                    steps=args.steps, lams=tuple(args.lam or (0.5, 1.0, 2.0, 4.0)), share=args.share,
+                    target_logit=args.target_logit, seed=args.seed)
+    r = harden(args.data, args.init, args.out, adv, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+               threads=args.threads, seed=args.seed, resume=args.resume, quiet=args.quiet)
+    print(f"written: {Path(args.out) / 'model.json'} (validation accuracy {r.get('val_acc', float('nan')):.4f})")
     return 0
 
 

@@ -17,7 +17,8 @@ from . import adversarial, info, scale, scan, serve, studies, train
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     train.add_train, scan.add_scan, studies.add_report, studies.add_study, serve.add_serve, scan.add_demo,
     studies.add_evaluate, studies.add_reproduce, studies.add_explain, adversarial.add_attack,
-    adversarial.add_adversarial_benchmark, adversarial.add_guard, train.add_ensemble, info.add_models, info.add_info,
+    adversarial.add_adversarial_benchmark, adversarial.add_guard, adversarial.add_harden, train.add_ensemble,
+    info.add_models, info.add_info,
     scale.add_pack, scale.add_merge,
 )
 

@@ -63,6 +63,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:  # long: one flag per Tr
                    help=f"bf16 autocast: auto = CUDA only; bf16 = also on CPUs with AMX/AVX-512-BF16 {d('amp')}")
     p.add_argument("--threads", type=int, help="torch threads (default 0: torch's own choice)")
     p.add_argument("--workers", type=int, help="decode processes (default 0: one per CPU, at most 8)")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (bundled name or model.json; same architecture and "
+                        "classes): fine-tuning")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue the run in --out from its last complete epoch, with its saved config.json; a "
                    "flag that would change the data or the split is refused (--epochs, --threads, --workers, "

@@ -81,6 +81,6 @@ def best(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: i
     return build(best_plan(image_size, num_classes, in_chans, width))
 
 
-@register_model("wide", doc="airbench-shaped CNN, groups of 64/256/256 channels at 1/2, 1/4, 1/8 size; the CIFAR-10 victim.")
+@register_model("wide", doc="airbench-shaped CNN: groups of 64/256/256 channels at 1/2, 1/4, 1/8 size (the victim).")
 def wide(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, width: int = 64) -> nn.Module:
     return build(wide_plan(image_size, num_classes, in_chans, width))

@@ -73,3 +73,20 @@ def guarded(image_size: int = 32, num_classes: int = 2, in_chans: int = 3, resid
         raise ValueError(f"guarded is a binary detector (clean vs attacked), got {num_classes} classes")
     return Guarded(residual or DEFAULT_RESIDUAL, victim or DEFAULT_VICTIM, image_size, in_chans, sharpness,
                    margin_floor)
+
+
+def residual_part(net: Any) -> Any:
+    """The residual CNN inside a guarded ``Net``, as a detector ``Net`` of its own: the same input spec and task,
+    its own default temperature and threshold (``fakescope guard`` and ``train --init`` reuse it)."""
+    from .net import Net
+    from .spec import ModelSpec
+
+    s = net.spec
+    if s.arch != "guarded":
+        raise ValueError(f"residual_part: a {s.arch} model, not a guarded one")
+    r = dict(s.arch_kwargs.get("residual") or DEFAULT_RESIDUAL)
+    spec = ModelSpec(arch=r.pop("arch"), task=s.task, classes=list(s.classes), image_size=s.image_size,
+                     mean=list(s.mean), std=list(s.std), resample=s.resample, arch_kwargs=r)
+    out = Net(spec)
+    out.body.load_state_dict(net.body.residual.state_dict())
+    return out.eval()

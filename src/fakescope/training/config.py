@@ -50,6 +50,7 @@ class TrainConfig:
     workers: int = 0  # decode processes, 0 = auto
     tta: bool = True  # average with the horizontal flip at evaluation
     out: str = "runs/train"
+    init: str = ""  # start from this checkpoint's weights (same architecture and classes): fine-tuning
     resume: bool = False
     log_every: int = 50
 

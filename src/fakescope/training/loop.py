@@ -8,7 +8,6 @@ all train through them. ``train_step`` and ``evaluate_split`` return dicts of me
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -29,12 +28,13 @@ from ..data.tasks import task_classes
 from ..data.transforms import degrade, random_flip, random_translate
 from ..inference.calibration import calibrate
 from ..inference.predict import predict_logits
-from ..io import append_jsonl, read_jsonl, write_bytes, write_json
-from ..models import ModelSpec, Net, save_checkpoint
+from ..io import append_jsonl, read_jsonl, write_json
+from ..models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
+from ..models.guarded import residual_part
 from ..progress import Progress, counter, printer
 from . import distributed, streaming
 from .config import TrainConfig, resume_changes, saved_config, validation_seed
-from .state import load_state, save_state
+from .state import load_state, record_data, resume_history, save_state
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -91,6 +91,7 @@ def train_step(net: Net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.T
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+BatchTransform = Callable[[torch.Tensor, torch.Tensor], Batch]
 
 
 def run_epoch(net: Net, opt: torch.optim.Optimizer, batches: Iterable[Batch], cfg: TrainConfig, amp: bool = False,
@@ -142,9 +143,11 @@ class _Run:
     quiet: bool
     world: distributed.World = distributed.World()
     model: torch.nn.Module | None = None  # what trains: ``net``, or ``net`` behind DDP under torchrun
+    extra: BatchTransform | None = None  # after augmentation (``fit``'s ``transform``)
 
 
-def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) -> dict[str, Any]:
+def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False,
+        transform: Callable[[Net], BatchTransform] | None = None) -> dict[str, Any]:
     """Train, calibrate on validation, save ``model.safetensors/json`` in ``cfg.out``; returns final metrics.
 
     With ``cfg.resume`` the run folder's ``config.json`` rules: a value of ``cfg`` that differs from it is refused
@@ -156,12 +159,16 @@ def fit(cfg: TrainConfig, dataset: ImageSet | None = None, quiet: bool = False) 
     For the run only, torch's global RNG is seeded with ``cfg.seed`` and its thread count set to ``cfg.threads``
     (0: left as it is); both are restored afterwards, also when training fails. Under torchrun (``WORLD_SIZE`` >
     1) every rank trains a DistributedDataParallel replica and rank 0 alone writes (``training.distributed``).
+
+    ``transform(net)``, called once with the model being trained, gives a batch transform applied after the
+    augmentations (e.g. ``adversarial.hardening``'s adaptive examples made against ``net`` as it trains).
     """
     with distributed.session(pick_device(cfg.device)) as world:
-        return _fit(cfg, dataset, quiet or not world.is_main, world)
+        return _fit(cfg, dataset, quiet or not world.is_main, world, transform)
 
 
-def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distributed.World) -> dict[str, Any]:
+def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distributed.World,
+         transform: Callable[[Net], BatchTransform] | None = None) -> dict[str, Any]:
     device = world.device
     say = printer(quiet)
     with world.main_first():  # rank 0 prepares the folder and fills the decode cache, then the others read it
@@ -177,12 +184,13 @@ def _fit(cfg: TrainConfig, dataset: ImageSet | None, quiet: bool, world: distrib
             + (f", {world.size} processes" if world.active else ""))
         net, opt = _build(cfg, ds.classes, device)
         with world.main_first():  # the others load the state rank 0 resumed from (only rank 0 trims the history)
-            start_epoch, step = (_resume(run, cfg, net, opt, say) if world.is_main else
+            start_epoch, step = (resume_history(run, cfg.resume, net, opt, say) if world.is_main else
                                  load_state(run, net, opt) if cfg.resume and (run / "last.json").exists() else (0, 0))
         world.same_everywhere((start_epoch, step), "the epoch and step to resume from")
         if world.is_main:
-            _record_data(run, ds, train, val, start_epoch, step, changes, say)
-        r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet, world, world.replicate(net))
+            record_data(run, ds, train, val, start_epoch, step, changes, say)
+        r = _Run(run, cfg, net, opt, train, val, device, use_amp(cfg, device), quiet, world, world.replicate(net),
+                 None if transform is None else transform(net))
         data = streaming.batches(train, device, world)  # in-memory tensors, or shards streamed from disk
         for epoch in range(start_epoch, cfg.epochs):
             step = _fit_epoch(r, data, epoch, step, say)
@@ -262,60 +270,33 @@ def _decode_reporter(cfg: TrainConfig, say: Callable[[str], None],
 
 
 def _build(cfg: TrainConfig, data_classes: list[str], device: torch.device) -> tuple[Net, torch.optim.Optimizer]:
-    """A freshly initialised model (from torch's global RNG) on ``device`` and its optimizer."""
+    """A freshly initialised model (from torch's global RNG, or ``cfg.init``'s weights) on ``device``, and its
+    optimizer."""
     spec = ModelSpec(arch=cfg.arch, task=cfg.task, classes=task_classes(cfg.task, data_classes),
                      image_size=cfg.image_size, arch_kwargs=dict(cfg.arch_kwargs))
-    net = Net(spec).to(device).to(memory_format=torch.channels_last)
+    net = Net(spec)
+    if cfg.init:
+        _init_from(net, cfg.init)
+    net = net.to(device).to(memory_format=torch.channels_last)
     return net, make_optimizer(cfg, net)
 
 
-def _resume(run: Path, cfg: TrainConfig, net: Net, opt: torch.optim.Optimizer,
-            say: Callable[[str], None]) -> tuple[int, int]:
-    """(first epoch to train, global step): the saved state when resuming, and a history without the lines of
-    an interrupted epoch (none at all for a fresh run)."""
-    start_epoch, step = 0, 0
-    if cfg.resume and (run / "last.json").exists():
-        start_epoch, step = load_state(run, net, opt)
-        say(f"resumed from epoch {start_epoch} (step {step})")
-    history = run / "history.jsonl"
-    if start_epoch == 0 and history.exists():
-        history.unlink()
-    elif history.exists():  # drop step lines from the epoch that was interrupted
-        kept = [r for r in read_jsonl(history) if r.get("epoch", 0) <= start_epoch]
-        write_bytes(history, "".join(json.dumps(r) + "\n" for r in kept).encode())
-    return start_epoch, step
+def _init_from(net: Net, checkpoint: str) -> None:
+    """Load ``checkpoint``'s weights into ``net``, refusing another architecture, width or class list (a guarded
+    checkpoint gives its residual CNN)."""
+    src, _ = load_checkpoint(resolve(checkpoint))
+    if src.spec.arch == "guarded" and net.spec.arch != "guarded":  # fine-tune the residual CNN inside it
+        src = residual_part(src)
+    a, b = net.spec, src.spec
+    if (a.arch, a.arch_kwargs, a.classes) != (b.arch, b.arch_kwargs, b.classes):
+        raise ValueError(f"--init {checkpoint}: a {b.arch} {b.arch_kwargs} model of classes {b.classes}; this run "
+                         f"trains a {a.arch} {a.arch_kwargs} model of classes {a.classes}")
+    net.load_state_dict(src.state_dict())
 
 
-def _split_digest(train: ImageSet, val: ImageSet) -> str:
-    """SHA-256 of the validation images and labels and of the training labels: the split a run trains on."""
-    h = hashlib.sha256()
-    for a in (val.images, val.labels, train.labels):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def _record_data(run: Path, ds: ImageSet, train: ImageSet, val: ImageSet, start_epoch: int, step: int,
-                 changes: dict[str, list[Any]], say: Callable[[str], None]) -> None:
-    """A fresh run: a ``"data"`` line in ``history.jsonl``. A resumed one: refuse other data than that line's,
-    then a ``"resume"`` line with what changed (``{field: [saved, new]}``)."""
-    history = run / "history.jsonl"
-    digest = _split_digest(train, val)
-    if start_epoch == 0:
-        append_jsonl(history, {"kind": "data", "epoch": 0, "fingerprint": ds.fingerprint, "train": len(train),
-                               "val": len(val), "split_sha256": digest})
-        return
-    rec = next((r for r in read_jsonl(history) if r.get("kind") == "data"), None)
-    if rec is not None and rec.get("split_sha256") != digest:
-        raise ValueError(f"cannot resume {run}: its data changed since the run started ({rec.get('train')} train / "
-                         f"{rec.get('val')} validation images then, {len(train)} / {len(val)} now, or other "
-                         "pixels); train into another --out")
-    append_jsonl(history, {"kind": "resume", "epoch": start_epoch, "step": step, "changed": changes})
-    if changes:
-        say("resume changes " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
-
-
-def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor, torch.Tensor], Batch]:
-    """The batch transform of ``cfg``'s augmentations (flip, translate, degradations), drawn from ``gen``."""
+def _augmenter(cfg: TrainConfig, gen: torch.Generator, extra: BatchTransform | None = None) -> BatchTransform:
+    """The batch transform of ``cfg``'s augmentations (flip, translate, degradations), drawn from ``gen``, then
+    ``extra``."""
 
     def augment(x: torch.Tensor, y: torch.Tensor) -> Batch:
         if cfg.flip:
@@ -324,7 +305,7 @@ def _augmenter(cfg: TrainConfig, gen: torch.Generator) -> Callable[[torch.Tensor
             x = random_translate(x, gen, cfg.translate)
         if cfg.augment != "none":
             x = degrade(x, gen, y if cfg.augment == "negatives" else None)
-        return x, y
+        return (x, y) if extra is None else extra(x, y)
 
     return augment
 
@@ -351,7 +332,7 @@ def _fit_epoch(r: _Run, data: streaming.TensorBatches | streaming.ShardBatches, 
 
         steps = run_epoch(r.net if r.model is None else r.model, r.opt, batches, cfg, r.amp,
                           lr_schedule=lambda i: lr_at(cfg, start + i, total),
-                          batch_transform=_augmenter(cfg, r.world.augment_generator(gen, cfg.seed, epoch)),
+                          batch_transform=_augmenter(cfg, r.world.augment_generator(gen, cfg.seed, epoch), r.extra),
                           on_step=log)
     step = start + len(steps)
     train_seconds = time.perf_counter() - t0

@@ -1,15 +1,20 @@
-"""Resumable training state: ``state-EPOCH.safetensors`` + ``last.json`` (its commit record)."""
+"""Resumable training state: ``state-EPOCH.safetensors`` + ``last.json`` (its commit record), and the run's
+``history.jsonl`` bookkeeping on start and resume (the data it trains on, what a resume changed)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
-from ..io import write_bytes, write_json
+from ..data import ImageSet
+from ..io import append_jsonl, read_jsonl, write_bytes, write_json
 from ..models import Net
 
 
@@ -57,3 +62,48 @@ def load_state(run: Path, net: Net, opt: torch.optim.Optimizer) -> tuple[int, in
     groups = [{**g, "params": old["params"]} for g, old in zip(meta["param_groups"], sd["param_groups"], strict=True)]
     opt.load_state_dict({"state": state, "param_groups": groups})
     return int(meta["epoch"]), int(meta["step"])
+
+
+def resume_history(run: Path, resume: bool, net: Net, opt: torch.optim.Optimizer,
+                   say: Callable[[str], None]) -> tuple[int, int]:
+    """(first epoch to train, global step): the saved state when resuming, and a history without the lines of
+    an interrupted epoch (none at all for a fresh run)."""
+    start_epoch, step = 0, 0
+    if resume and (run / "last.json").exists():
+        start_epoch, step = load_state(run, net, opt)
+        say(f"resumed from epoch {start_epoch} (step {step})")
+    history = run / "history.jsonl"
+    if start_epoch == 0 and history.exists():
+        history.unlink()
+    elif history.exists():  # drop step lines from the epoch that was interrupted
+        kept = [r for r in read_jsonl(history) if r.get("epoch", 0) <= start_epoch]
+        write_bytes(history, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    return start_epoch, step
+
+
+def split_digest(train: ImageSet, val: ImageSet) -> str:
+    """SHA-256 of the validation images and labels and of the training labels: the split a run trains on."""
+    h = hashlib.sha256()
+    for a in (val.images, val.labels, train.labels):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def record_data(run: Path, ds: ImageSet, train: ImageSet, val: ImageSet, start_epoch: int, step: int,
+                changes: dict[str, list[Any]], say: Callable[[str], None]) -> None:
+    """A fresh run: a ``"data"`` line in ``history.jsonl``. A resumed one: refuse other data than that line's,
+    then a ``"resume"`` line with what changed (``{field: [saved, new]}``)."""
+    history = run / "history.jsonl"
+    digest = split_digest(train, val)
+    if start_epoch == 0:
+        append_jsonl(history, {"kind": "data", "epoch": 0, "fingerprint": ds.fingerprint, "train": len(train),
+                               "val": len(val), "split_sha256": digest})
+        return
+    rec = next((r for r in read_jsonl(history) if r.get("kind") == "data"), None)
+    if rec is not None and rec.get("split_sha256") != digest:
+        raise ValueError(f"cannot resume {run}: its data changed since the run started ({rec.get('train')} train / "
+                         f"{rec.get('val')} validation images then, {len(train)} / {len(val)} now, or other "
+                         "pixels); train into another --out")
+    append_jsonl(history, {"kind": "resume", "epoch": start_epoch, "step": step, "changed": changes})
+    if changes:
+        say("resume changes " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))

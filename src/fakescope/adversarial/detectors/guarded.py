@@ -23,14 +23,13 @@ from ...inference.calibration import calibrate
 from ...inference.predict import predict_logits, to_tensor
 from ...io import sha256_file, write_json
 from ...models import ModelSpec, Net, load_checkpoint, resolve, save_checkpoint
+from ...models.guarded import residual_part
 from ...progress import printer
 
 
 def _check_pair(res: Net, vic: Net) -> None:
     if res.spec.task != "adversarial" or not res.spec.binary:
         raise ValueError(f"--residual must be a detector of task 'adversarial', got task {res.spec.task!r}")
-    if res.spec.arch == "guarded":
-        raise ValueError("--residual is already a guarded detector; give the residual CNN it was built from")
     if vic.spec.task != "classify" or len(vic.spec.classes) < 3:
         raise ValueError(f"--victim must be a classifier of >= 3 classes, got task {vic.spec.task!r}")
     for field in ("mean", "std", "image_size"):
@@ -99,6 +98,7 @@ def fit_guarded(net: Net, val: ImageSet, fpr: float = 0.05, tta: bool = True) ->
 def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0.05, sharpness: float = 2.0,
           test: str | None = None, command: str = "", quiet: bool = False) -> dict[str, Any]:
     """Build, calibrate on ``calibration`` and save ``OUT/model.json``; evaluate on ``test`` if given.
+    ``residual`` may itself be a guarded checkpoint: its residual CNN is paired with ``victim``.
 
     ``calibration``: attack folders (``fakescope attack --exclude``) made from images that neither the victim
     nor the residual CNN trained on and that are not in ``test``: the victim is more confident on its own
@@ -109,6 +109,8 @@ def guard(residual: str, victim: str, calibration: str, out: str, fpr: float = 0
     say = printer(quiet)
     rpath, vpath = resolve(residual), resolve(victim)
     res, rdoc = load_checkpoint(rpath)
+    if res.spec.arch == "guarded":  # reuse a guarded detector's residual CNN with another victim
+        res = residual_part(res)
     vic, vdoc = load_checkpoint(vpath)
     net = assemble(res, vic, sharpness)
     cal = load_dataset(calibration, "adversarial", net.spec.image_size, "calib")
