@@ -239,6 +239,10 @@ def test_benchmark_end_to_end(victim: Net, tmp_path: Path) -> None:
     assert {("residual-cnn", "fgsm-eps8"), ("residual-cnn", "pgd-eps8")} <= rows
     for r in doc["per_attack"]:
         assert 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["tpr_at_5fpr"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
+        assert 0 <= r["n_fooled"] <= r["n_attacked"]  # the fooling copies are a subset of the changed ones
+        assert r["auroc_fooled"] is None if r["n_fooled"] == 0 else 0.0 <= r["auroc_fooled"] <= 1.0
+    row = next(r for r in doc["per_attack"] if r["detector"] == "feature-squeeze" and r["tag"] == "pgd-eps8")
+    assert row["n_fooled"] > 0 and row["auroc_fooled"] is not None  # PGD-8 fools the tiny victim
     cross = doc["cross_attack"]["residual-cnn"]
     assert cross["train"] == ["fgsm-eps8", "pgd-eps8"] and np.array(cross["auroc"], float).shape == (2, 4)
     fprs = doc["noisy_negatives"]["fpr"]

@@ -8,7 +8,8 @@
    detectors trained on attacks (residual-cnn) once per training attack, by default with degraded clean
    negatives (``--augment negatives``). Thresholds: 5% FPR on clean validation.
    Trained checkpoints (``checkpoints``) are never refitted: judged at their calibrated threshold and at 5% FPR.
-3. Tables: per attack × ε (the detector trained on that attack), cross-attack (train on A, test on B),
+3. Tables: per attack × ε (the detector trained on that attack; on every changed copy, and on those that fool
+   the victim, ``*_fooled``), cross-attack (train on A, test on B),
    false-positive rates on clean-but-processed test images, and the adaptive attack (differentiable detectors).
 4. Plots: AUROC against ε per attack family, and a cross-attack heat map per trained detector.
 """
@@ -31,6 +32,7 @@ from ..models import load_checkpoint
 from ..models.net import Net
 from ..progress import printer
 from .adaptive import adaptive_curve, adaptive_evaluation
+from .attacks.stats import predict
 from .detectors.base import AdversarialDetector, create_detector
 from .detectors.checkpoint import CheckpointDetector
 from .families import families, family_table, guarded_components, leave_one_family_out
@@ -80,6 +82,17 @@ class _Bench:
         attacked image)."""
         keep = idx[self.sets[tag]["changed"][idx]]
         return self.images[keep], self.sets[tag]["images"][keep]
+
+    def fooled_pairs(self, tag: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``pairs`` restricted to the attacked copies that fool the victim (a failed attack is no threat)."""
+        s = self.sets[tag]
+        keep = idx[s["changed"][idx] & s["fooled"][idx]]
+        return self.images[keep], s["images"][keep]
+
+    def mark_fooled(self, net: Net) -> None:
+        """``sets[tag]["fooled"]``: whether the victim's prediction on each attacked copy differs from its label."""
+        for s in self.sets.values():
+            s["fooled"] = predict(net, s["images"]) != self.labels
 
 
 def _victim(victim: str | os.PathLike[str] | Net) -> tuple[Net, str]:
@@ -172,6 +185,7 @@ def adversarial_benchmark(victim_ckpt: str | os.PathLike[str] | Net, data: str |
     loaded = _load_checkpoints(checkpoints, net, fpr)
     b, data_name = _sources(net, data, attack_dir, split, n_train, n_val, n_test, attacks, attack_kw,
                             bool(detectors), seed, say)
+    b.mark_fooled(net)
     fitted, skipped = _fit_detectors(b, net, detectors, _train_tags(b, train_attacks), detector_kw or {},
                                      negatives, fpr, seed, say)
     ckpts, ckpt_info = checkpoint_detectors(loaded, b.images[b.va], fpr)
@@ -255,15 +269,26 @@ def _evaluate(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], ckpt
         if whole is not None:
             for tag in b.tags:
                 per_attack.append(_row(name, next(iter(by_train)), tag, b.sets[tag],
-                                       evaluate_detector(whole, *b.pairs(tag, b.te)), ckpt_info.get(name)))
+                                       evaluate_detector(whole, *b.pairs(tag, b.te)), ckpt_info.get(name),
+                                       _fooled(whole, b, tag)))
             continue
         grid = {a: {t: evaluate_detector(d, *b.pairs(t, b.te)) for t in b.tags} for a, d in by_train.items()}
         cross[name] = {"train": list(grid), "test": b.tags,
                        "auroc": [[grid[a][t]["auroc"] for t in b.tags] for a in grid],
                        "tpr_at_5fpr": [[grid[a][t]["tpr_at_5fpr"] for t in b.tags] for a in grid],
                        "tpr_at_threshold": [[grid[a][t].get("tpr") for t in b.tags] for a in grid]}
-        per_attack += [_row(name, a, a, b.sets[a], grid[a][a]) for a in grid]
+        per_attack += [_row(name, a, a, b.sets[a], grid[a][a], fooled=_fooled(d, b, a)) for a, d in by_train.items()]
     return per_attack, cross
+
+
+def _fooled(det: AdversarialDetector, b: _Bench, tag: str) -> dict[str, Any]:
+    """AUROC, TPR at 5% FPR and at the threshold on the test attacks that fool the victim (``n_fooled`` of them)."""
+    clean, adv = b.fooled_pairs(tag, b.te)
+    if not len(adv):
+        return {"n_fooled": 0, "auroc_fooled": None, "tpr_at_5fpr_fooled": None, "tpr_fooled": None}
+    m = evaluate_detector(det, clean, adv)
+    return {"n_fooled": m["n_attacked"], "auroc_fooled": m["auroc"], "tpr_at_5fpr_fooled": m["tpr_at_5fpr"],
+            "tpr_fooled": m.get("tpr")}
 
 
 def _noisy_negatives(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], seed: int,
@@ -339,7 +364,7 @@ def _plots(per_attack: list[dict[str, Any]], cross: dict[str, dict[str, Any]], r
 
 
 def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any],
-         ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+         ckpt: dict[str, Any] | None = None, fooled: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"detector": det, "trained_on": trained_on, "attack": s["attack"], "eps": s["eps"], "tag": tag,
             "threshold_source": ckpt["threshold_source"] if ckpt else "val-fpr",
-            "attack_success_rate": s["stats"].get("success_rate"), **m}
+            "attack_success_rate": s["stats"].get("success_rate"), **m, **(fooled or {})}

@@ -41,7 +41,7 @@ def family_table(per_attack: list[dict[str, Any]], fams: dict[str, str]) -> dict
     for r in per_attack:
         out.setdefault(fams.get(r["tag"], "unknown"), []).append(
             {k: r.get(k) for k in ("detector", "trained_on", "tag", "eps", "attack_success_rate", "auroc",
-                                   "tpr_at_5fpr", "tpr", "fpr")})
+                                   "tpr_at_5fpr", "tpr", "fpr", "n_fooled", "auroc_fooled", "tpr_fooled")})
     return dict(sorted(out.items()))
 
 

@@ -63,12 +63,12 @@ def format_benchmark(doc: dict[str, Any]) -> str:
     f = (lambda v: "   n/a" if v is None else f"{v:.3f}")  # noqa: E731
     w = max([16] + [len(r["detector"]) for r in doc["per_attack"]])
     lines = [f"{'detector':{w}s} {'trained on':14s} {'attack':16s} {'success':>8s} {'AUROC':>7s} {'TPR@1%':>7s} "
-             f"{'TPR@5%':>7s} {'thr from':>10s} {'TPR@thr':>8s} {'FPR@thr':>8s} {'acc@thr':>8s}"]
+             f"{'TPR@5%':>7s} {'thr from':>10s} {'TPR@thr':>8s} {'FPR@thr':>8s} {'acc@thr':>8s} {'AUROC fooled':>12s}"]
     for r in doc["per_attack"]:
         lines.append(f"{r['detector']:{w}s} {r['trained_on']:14s} {r['tag']:16s} {f(r['attack_success_rate']):>8s} "
                      f"{f(r['auroc']):>7s} {f(r['tpr_at_1fpr']):>7s} {f(r['tpr_at_5fpr']):>7s} "
                      f"{r.get('threshold_source', 'val-fpr'):>10s} {f(r.get('tpr')):>8s} {f(r.get('fpr')):>8s} "
-                     f"{f(r.get('accuracy')):>8s}")
+                     f"{f(r.get('accuracy')):>8s} {f(r.get('auroc_fooled')):>7s} (n {r.get('n_fooled', '?')})")
     for k, c in doc.get("checkpoints", {}).items():
         lines.append(f"{k}: threshold {c['threshold']:.4f} ({c['threshold_source']}), FPR on {c['n_val']} clean "
                      f"validation images {f(c['val_fpr_at_threshold'])}; weights unchanged: "
