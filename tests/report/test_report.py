@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +20,7 @@ from fakescope.report import build_report, discover
 from fakescope.report.attacks import amplified
 from fakescope.training.config import TrainConfig
 from fakescope.training.loop import fit
-
-SRC = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
+from tests.helpers.report import assert_self_contained
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +34,6 @@ def run_with_eval(cifake_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -
                         lr=0.05, val_fraction=0.2, out=str(run), log_every=1, seed=1), quiet=True)
         evaluate(str(run / "model.json"), str(cifake_tiny), out=str(run / "eval"), n_boot=20)
     yield run
-
-
-def assert_self_contained(html: str) -> None:
-    """Every image is an embedded PNG; nothing is fetched from the network or the disk."""
-    srcs = SRC.findall(html)
-    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    for s in srcs[:5]:
-        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    low = html.lower()
-    for bad in ('src="http', "file://", "<link", "<script", "@import", "url("):
-        assert bad not in low, bad
-    assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))
 
 
 def test_report_training_run_with_evaluation(run_with_eval: Path, tmp_path: Path) -> None:

@@ -23,19 +23,20 @@ def _manifest(folder: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _eps_text(m: dict[str, Any]) -> str:
-    eps = m.get("eps")
-    if eps is None:
-        return "min-norm"
-    return f"{float(eps) * 255:g}/255" if m.get("norm") == "linf" else f"{float(eps):g}"
+def eps_text(eps: Any, norm: Any) -> str | None:
+    """ε as an attack records it: L∞ in grey levels (``8/255``), any other norm as is; ``None``: no ε bound."""
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool):
+        return None
+    return f"{eps * 255:g}/255" if norm == "linf" else f"{eps:g}"
 
 
 def _row(folder: Path, m: dict[str, Any]) -> list[Any]:
     s = m.get("stats") or {}
     linf = s.get("linf_mean")
-    return [folder.name, m.get("attack"), m.get("norm"), _eps_text(m), m.get("n"), s.get("clean_accuracy"),
-            s.get("adversarial_accuracy"), s.get("success_rate"), None if linf is None else linf * 255,
-            s.get("l2_mean"), s.get("psnr_db_mean"), s.get("ssim_mean"), s.get("n_unchanged")]
+    return [folder.name, m.get("attack"), m.get("norm"), eps_text(m.get("eps"), m.get("norm")) or "min-norm",
+            m.get("n"), s.get("clean_accuracy"), s.get("adversarial_accuracy"), s.get("success_rate"),
+            None if linf is None else linf * 255, s.get("l2_mean"), s.get("psnr_db_mean"), s.get("ssim_mean"),
+            s.get("n_unchanged")]
 
 
 def eps_curves(manifests: list[dict[str, Any]]) -> bytes | None:

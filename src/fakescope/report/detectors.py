@@ -1,7 +1,9 @@
 """Report section for ``fakescope adversarial-benchmark`` folders (``detector_eval.json`` + its PNG plots).
 
-Per detector: the per-attack table, false-positive rates on processed clean images, the adaptive attack and the
-cross-attack grid; the plots are embedded. Every field may be missing (older files): what is absent is skipped.
+Per detector: the per-attack table, false-positive rates on processed clean images, the adaptive attack (and its
+curve over ε and PGD steps), a guarded checkpoint's parts per attack and the cross-attack grid; after the detectors,
+the results per attack family and leave-one-family-out. The plots are embedded. Every field may be missing (older
+files): what is absent is skipped.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .html import esc, figure_file, kv_table, note, table
+from .attacks import eps_text
+from .html import esc, fig_png, figure_bytes, figure_file, kv_table, note, table
 from .sections import _figs
 
 FORMAT_PREFIX = "fakescope-detector-eval"
@@ -44,7 +47,7 @@ def _detectors(doc: dict[str, Any]) -> list[str]:
     """Every detector named anywhere in the document, in first-seen order."""
     names = [str(r.get("detector")) for r in _list(doc.get("per_attack")) if isinstance(r, dict)]
     names += [_split_key(k)[0] for k in _dict(_dict(doc.get("noisy_negatives")).get("fpr"))]
-    for field in ("adaptive", "cross_attack", "checkpoints"):
+    for field in ("adaptive", "cross_attack", "checkpoints", "components", "adaptive_curve"):
         names += list(_dict(doc.get(field)))
     return list(dict.fromkeys(names))
 
@@ -68,11 +71,9 @@ def _attack_sets(doc: dict[str, Any]) -> str:
     rows = []
     for tag, s in _dict(doc.get("attacks")).items():
         s = _dict(s)
-        eps = _num(s.get("eps"))
-        eps_text = "min-norm" if eps is None else f"{eps * 255:g}/255" if s.get("norm") == "linf" else f"{eps:g}"
-        rows.append([tag, s.get("attack"), s.get("norm"), eps_text, s.get("n"), s.get("clean_accuracy"),
-                     s.get("adversarial_accuracy"), s.get("success_rate"), _num(s.get("linf_mean"), 255.0),
-                     s.get("l2_mean"), s.get("psnr_db_mean"), s.get("ssim_mean")])
+        rows.append([tag, s.get("attack"), s.get("norm"), eps_text(s.get("eps"), s.get("norm")) or "min-norm",
+                     s.get("n"), s.get("clean_accuracy"), s.get("adversarial_accuracy"), s.get("success_rate"),
+                     _num(s.get("linf_mean"), 255.0), s.get("l2_mean"), s.get("psnr_db_mean"), s.get("ssim_mean")])
     if not rows:
         return ""
     return "<h3>Attack sets</h3>" + table(
@@ -141,6 +142,124 @@ def _cross(c: dict[str, Any]) -> str:
     return out
 
 
+# ---- attack families (``adversarial/families.py``, ``adaptive.adaptive_curve``) ---------------------------------
+
+
+def _families(doc: dict[str, Any]) -> str:
+    """One table per attack family: every detector's row on each of the family's attacks."""
+    fams = {str(f): [r for r in _list(rows) if isinstance(r, dict)] for f, rows in _dict(doc.get("families")).items()}
+    fams = {f: rows for f, rows in fams.items() if rows}
+    if not fams:
+        return ""
+    attacks = _dict(doc.get("attacks"))
+    header = ["attack", "detector", "trained on", "ε", "attack success rate", "AUROC", "TPR at 5% FPR",
+              "TPR at threshold", "FPR at threshold"]
+    parts = ['<h3>Detection per attack family</h3><p class="muted">The per-attack rows regrouped by attack family '
+             "(gradient, score-based, decision-based, minimum-norm, spatial): each detector at its threshold.</p>"]
+    for fam, rows in fams.items():
+        rows = sorted(rows, key=lambda r: str(r.get("tag")))  # stable: the detectors of one attack side by side
+        body = [[r.get("tag"), r.get("detector"), r.get("trained_on"),
+                 eps_text(r.get("eps"), _dict(attacks.get(str(r.get("tag")))).get("norm")),
+                 r.get("attack_success_rate"), r.get("auroc"), r.get("tpr_at_5fpr"), r.get("tpr"), r.get("fpr")]
+                for r in rows]
+        parts.append(f"<h4>Family {esc(fam)}</h4>" + table(header, body))
+    return "".join(parts)
+
+
+def _minus(a: Any, b: Any) -> float | None:
+    x, y = _num(a), _num(b)
+    return None if x is None or y is None else x - y
+
+
+def _leave_one_out(lofo: dict[str, Any]) -> str:
+    """Held-out family X vs every family: the detector's scores on X's attacks, and what each run trained on."""
+    rows = [r for r in _list(lofo.get("table")) if isinstance(r, dict)]
+    if not rows:
+        return ""
+    det = lofo.get("detector") or "the detector"
+    body = [[r.get("family"), r.get("tag"), r.get("auroc_held_out"), r.get("auroc_all"),
+             _minus(r.get("auroc_held_out"), r.get("auroc_all")), r.get("tpr_at_5fpr_held_out"),
+             r.get("tpr_at_5fpr_all"), r.get("tpr_at_threshold_held_out"), r.get("fpr_at_threshold_held_out")]
+            for r in rows]
+    runs = [["every family" if held == "all" else f"without {held}", len(_list(_dict(run).get("trained_on"))),
+             _dict(run).get("n_pairs"), ", ".join(map(str, _list(_dict(run).get("trained_on"))))]
+            for held, run in _dict(lofo.get("runs")).items()]
+    return (f"<h3>Leave-one-family-out: {esc(det)}</h3>"
+            f'<p class="muted">{esc(det)} fitted on the training pairs of every attack outside family X and tested '
+            "on X's attacks, beside the same detector fitted on every family: the gap is what not having seen "
+            "X costs.</p>"
+            + table(["held-out family", "attack", "AUROC (trained without)", "AUROC (trained on all)", "Δ AUROC",
+                     "TPR at 5% FPR (without)", "TPR at 5% FPR (all)", "TPR at threshold (without)",
+                     "FPR at threshold (without)"], body)
+            + (table(["training run", "attacks", "training pairs", "attacks trained on"], runs) if runs else ""))
+
+
+def _components(c: dict[str, Any]) -> str:
+    """A guarded checkpoint's two standardised parts per attack: medians clean → attacked, AUROC of each alone."""
+    per = {str(t): _dict(r) for t, r in _dict(c.get("per_attack")).items()}
+    if not per:
+        return ""
+    med = [_num(v) for v in _list(c.get("clean_median"))]
+    info = {"checkpoint": c.get("checkpoint"),
+            "residual median, all clean test images": med[0] if med else None,
+            "margin median, all clean test images": med[1] if len(med) > 1 else None}
+    body = [[t, r.get("family"), r.get("n"), r.get("residual_median_clean"), r.get("residual_median_attacked"),
+             r.get("auroc_residual"), r.get("margin_median_clean"), r.get("margin_median_attacked"),
+             r.get("auroc_margin"), r.get("auroc_guarded")] for t, r in per.items()]
+    return ("<h4>Guarded checkpoint parts per attack (residual logit, −log victim margin)</h4>"
+            '<p class="muted">Both parts standardised as the checkpoint does (centre and scale fitted on clean '
+            "calibration images); medians on the clean and the attacked test images of each attack, and the AUROC "
+            "of each part alone beside the guarded score's.</p>"
+            + kv_table({k: v for k, v in info.items() if v is not None}, ("setting", "value"))
+            + table(["attack", "family", "n", "residual median clean", "residual median attacked",
+                     "residual AUROC", "margin median clean", "margin median attacked", "margin AUROC",
+                     "guarded AUROC"], body))
+
+
+def curve_png(points: list[dict[str, Any]]) -> bytes | None:
+    """PNG of the adaptive evasion rate (fooled and undetected) against PGD steps, one line per ε; ``None``: none."""
+    from matplotlib.figure import Figure
+
+    lines: dict[float, list[tuple[float, float]]] = {}
+    for p in points:
+        eps, steps, rate = _num(p.get("eps")), _num(p.get("steps")), _num(p.get("fooled_and_evaded_rate"))
+        if eps is not None and steps is not None and rate is not None:
+            lines.setdefault(eps, []).append((steps, rate))
+    if not lines:
+        return None
+    fig = Figure(figsize=(5.2, 3.4), dpi=110)
+    ax = fig.subplots()
+    for eps, pts in sorted(lines.items()):
+        pts.sort()
+        ax.plot([s for s, _ in pts], [r for _, r in pts], "o-", label=f"ε {eps * 255:g}/255")
+    ax.set(title="Adaptive PGD: fooled and undetected", xlabel="PGD steps", ylabel="evasion rate",
+           ylim=(-0.02, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig_png(fig)
+
+
+def _adaptive_curve(c: dict[str, Any]) -> str:
+    """The adaptive attack's evasion rate over a grid of ε and PGD steps: settings, the plot, the points."""
+    if not c:
+        return ""
+    title = "<h4>Adaptive evasion against PGD steps and ε</h4>"
+    if c.get("applicable") is False:
+        return title + note(f"not applicable: {c.get('reason', 'no reason given')}")
+    points = [p for p in _list(c.get("points")) if isinstance(p, dict)]
+    if not points:
+        return title + note("the adaptive curve holds no points")
+    info = {"λ (detector-loss weights, best per image)": c.get("lambdas"), "note": c.get("note")}
+    png = curve_png(points)
+    rows = [[eps_text(p.get("eps"), "linf"), p.get("steps"), p.get("fooled_and_evaded_rate"),
+             p.get("victim_fooled_rate"), p.get("detector_evaded_rate"), p.get("n"), _num(p.get("linf_max"), 255.0)]
+            for p in points]
+    return (title + kv_table({k: v for k, v in info.items() if v is not None}, ("setting", "value"))
+            + (_figs([figure_bytes(png, "Adaptive evasion rate against PGD steps, one line per ε")]) if png else "")
+            + table(["ε", "PGD steps", "fooled and undetected", "victim fooled", "detector evaded", "n",
+                     "max L∞ (/255)"], rows))
+
+
 def _plot_files(folder: Path, doc: dict[str, Any]) -> tuple[dict[str, Path], list[str]]:
     """Plot name → PNG beside ``detector_eval.json`` (a listed path is looked up by its file name there, since
     the file records it relative to wherever the benchmark ran), and notes for listed plots that are missing."""
@@ -179,6 +298,8 @@ def _detector(det: str, doc: dict[str, Any], plots: dict[str, Path]) -> str:
     parts.append(_per_attack(rows))
     parts.append(_noisy(det, _dict(doc.get("noisy_negatives")), _dict(doc.get("sizes")).get("test")))
     parts.append(_adaptive(_dict(_dict(doc.get("adaptive")).get(det))))
+    parts.append(_adaptive_curve(_dict(_dict(doc.get("adaptive_curve")).get(det))))
+    parts.append(_components(_dict(_dict(doc.get("components")).get(det))))
     parts.append(_cross(_dict(_dict(doc.get("cross_attack")).get(det))))
     cross_png = plots.get(f"cross_attack_{det}")
     if cross_png is not None:
@@ -208,4 +329,5 @@ def _body(folder: Path, doc: dict[str, Any]) -> str:
     parts.append(_figs(general))
     parts.append(_attack_sets(doc))
     parts += [_detector(d, doc, plots) for d in dets] or [note("the file names no detector")]
+    parts += [_families(doc), _leave_one_out(_dict(doc.get("leave_one_family_out")))]
     return "".join(parts)
