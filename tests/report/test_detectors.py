@@ -50,7 +50,7 @@ def test_report_renders_the_family_sections_of_a_real_benchmark(tmp_path: Path) 
     assert html.count("<img") == 1  # the curve; the benchmark's own PNGs are not beside this copy
     # per family: hsj (decision-based) for the guarded checkpoint at its own threshold, ε unbounded
     assert "<tr>" + _cells("hsj", "checkpoint:adversarial", "checkpoint", "—", 0.9970, 0.6297, 0.0730,
-                           0.0219, 0.0146) + "</tr>" in html
+                           0.0219, 0.0146, "—", "—", "—") + "</tr>" in html  # no fooling-only figures in this run
     assert _cells("pgd-l2-eps127.5", "checkpoint:adversarial", "checkpoint", "0.5") in html  # L2: ε as is
     assert _cells("pgd-eps8", "residual-cnn", "pgd-eps8", "8/255") in html
     # leave-one-family-out: hsj held out vs trained on all, the gap, and the run trained without gradient attacks

@@ -153,15 +153,17 @@ def _families(doc: dict[str, Any]) -> str:
         return ""
     attacks = _dict(doc.get("attacks"))
     header = ["attack", "detector", "trained on", "ε", "attack success rate", "AUROC", "TPR at 5% FPR",
-              "TPR at threshold", "FPR at threshold"]
+              "TPR at threshold", "FPR at threshold", "AUROC (fooling only)", "TPR at threshold (fooling only)",
+              "n fooling"]
     parts = ['<h3>Detection per attack family</h3><p class="muted">The per-attack rows regrouped by attack family '
-             "(gradient, score-based, decision-based, minimum-norm, spatial): each detector at its threshold.</p>"]
+             "(gradient, score-based, decision-based, minimum-norm, spatial): each detector at its threshold; "
+             "&quot;fooling only&quot;: the attacked copies that change the victim's answer.</p>"]
     for fam, rows in fams.items():
         rows = sorted(rows, key=lambda r: str(r.get("tag")))  # stable: the detectors of one attack side by side
         body = [[r.get("tag"), r.get("detector"), r.get("trained_on"),
                  eps_text(r.get("eps"), _dict(attacks.get(str(r.get("tag")))).get("norm")),
-                 r.get("attack_success_rate"), r.get("auroc"), r.get("tpr_at_5fpr"), r.get("tpr"), r.get("fpr")]
-                for r in rows]
+                 r.get("attack_success_rate"), r.get("auroc"), r.get("tpr_at_5fpr"), r.get("tpr"), r.get("fpr"),
+                 r.get("auroc_fooled"), r.get("tpr_fooled"), r.get("n_fooled")] for r in rows]
         parts.append(f"<h4>Family {esc(fam)}</h4>" + table(header, body))
     return "".join(parts)
 
