@@ -134,3 +134,21 @@ def test_residual_part_of_a_guarded_checkpoint_scores_as_its_branch() -> None:
         assert torch.allclose(res(x), want, atol=1e-6)
     with pytest.raises(ValueError, match="not a guarded"):
         residual_part(res)
+
+
+def test_harden_command_takes_eps_in_grey_levels_and_refuses_a_classifier_init(pairs: Path, victim_ckpt: Path,
+                                                                               tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    from fakescope.cli.main import main
+
+    init = _trained_detector(pairs, tmp_path / "det")
+    out = tmp_path / "cli"
+    argv = ["harden", "--init", str(init), "--victim", str(victim_ckpt), "--data", str(pairs), "--out", str(out),
+            "--eps", "4", "--steps", "2", "--lam", "1", "--epochs", "1", "--batch-size", "16", "--quiet"]
+    assert main(argv) == 0
+    saved = json.loads((out / "adversary.json").read_text())
+    assert saved["eps"] == [4 / 255] and saved["lams"] == [1.0] and saved["steps"] == 2
+    assert "written:" in capsys.readouterr().out
+    bad = [*argv[:2], str(victim_ckpt), *argv[3:8], str(tmp_path / "cli2"), *argv[9:]]
+    assert main(bad) == 2  # a classifier is no detector to fine-tune: one clear line, exit 2
+    assert "adversarial detector" in capsys.readouterr().err
