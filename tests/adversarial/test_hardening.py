@@ -37,15 +37,21 @@ def test_adversary_swaps_attacked_images_for_adaptive_ones_within_budget(victim:
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([0] * 8 + [1] * 8)
     net = _detector().train()
-    adv = Adversary(eps=(4 / 255,), steps=5, share=0.5)
-    out, y2 = adversary_transform(adv, victim)(net)(xt, y)
+    out, y2 = adversary_transform(Adversary(eps=(4 / 255,), steps=5, share=0.5), victim)(net)(xt, y)
     assert net.training and torch.equal(y2, y)  # back in train mode, labels kept
-    assert torch.equal(out[:8], xt[:8]) and torch.equal(out[12:], xt[12:])  # clean rows and the rest untouched
-    made = out[8:12].int()
-    # every swapped-in image is within 4 grey levels of SOME clean image of the batch (its source), not of itself
-    dist = (made[:, None] - xt[:8][None].int()).abs().flatten(2).amax(2)
-    assert (dist.min(1).values <= 4).all()
-    assert not torch.equal(out[8:12], xt[8:12])
+    assert torch.equal(out[12:], xt[12:])  # attacked rows beyond the k = 4 swapped ones are untouched
+    made, orig = out[8:12].int(), xt[:8].int()
+    # every swapped-in image is within 4 grey levels of a clean image of the batch (its source), not of itself
+    dist = (made[:, None] - orig[None]).abs().flatten(2).amax(2)
+    assert (dist.min(1).values <= 4).all() and not torch.equal(out[8:12], xt[8:12])
+    # matched noise: exactly those 4 sources became noisy clean rows, each with its adversarial copy's L2
+    sources = dist.argmin(1)
+    changed = (out[:8] != xt[:8]).flatten(1).any(1)
+    assert sorted(torch.nonzero(changed).flatten().tolist()) == sorted(sources.tolist())
+    l2 = lambda a, b: (a.float() - b.float()).flatten(1).norm(dim=1)  # noqa: E731
+    np.testing.assert_allclose(l2(out[sources], xt[sources]), l2(out[8:12], xt[sources]), rtol=0.25)
+    plain, _ = adversary_transform(Adversary(eps=(4 / 255,), steps=5, matched_noise=False), victim)(net)(xt, y)
+    assert torch.equal(plain[:8], xt[:8])  # without matched noise the clean rows stay as they were
 
 
 def test_adversary_on_float_batches_and_without_attacked_images(victim: Net) -> None:

@@ -3,7 +3,11 @@
 In every training batch (an attack folder's pairs: clean label 0, attacked label 1), a share of the clean images
 is attacked by ``adaptive.adaptive_pgd`` against the victim AND the detector as it is at that step (eval mode,
 flip-averaged as at inference), at an ε drawn from ``eps`` and a λ from ``lams``; the rounded uint8 copies
-replace as many attacked images of the batch (label 1). It is the attack the benchmark's adaptive table runs, so
+replace as many attacked images of the batch (label 1), and (``matched_noise``) the sources themselves become
+copies with Gaussian noise of the same per-image L2 (label 0). Without those, the detector learns the cheap rule
+"noise means attacked" (a first run flagged 68–100% of noise-matched clean images); with them it must tell the
+adaptive perturbation's structure from random noise of equal energy, the benchmark's noise-matched negatives.
+It is the attack the benchmark's adaptive table runs, so
 the detector learns from what an attacker who knows it would send: Madry-style adversarial training applied to
 the detector (the asymmetric adversarial training of Yin et al., ICLR 2020). Training runs through
 ``training.fit`` (its ``transform`` hook), so the run folder, resume and calibration are those of
@@ -26,6 +30,7 @@ from ..io import write_json
 from ..models import Net, load_checkpoint, resolve
 from .adaptive import adaptive_pgd
 from .attacks.stats import predict
+from .protocol import gaussian_like, l2_per_image
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Adversary:
     target_logit: float = 0.0  # the attacker pushes the detector's logit below this
     seed: int = 0
     tta: bool = True
+    matched_noise: bool = True  # the attacked sources, with Gaussian noise of the same L2, become clean rows
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +92,9 @@ def adversary_transform(adv: Adversary, victim: Net) -> Callable[[Net], Callable
                 net.train()
             out = x.clone()
             out[attacked[:k]] = _like(torch.from_numpy(made).permute(0, 3, 1, 2), x)
+            if adv.matched_noise:  # the same sources plus Gaussian noise of each perturbation's L2, as clean
+                noisy = gaussian_like(images, l2_per_image(images, made), int(rng.integers(2**31)))
+                out[src] = _like(torch.from_numpy(noisy).permute(0, 3, 1, 2), x)
             return out, y
 
         return transform

@@ -168,6 +168,8 @@ def add_harden(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--share", type=float, default=0.5, help="share of a batch's clean images attacked afresh")
     p.add_argument("--target-logit", dest="target_logit", type=float, default=0.0,
                    help="the attacker pushes the detector's logit below this")
+    p.add_argument("--no-matched-noise", dest="matched_noise", action="store_false",
+                   help="do not turn the attacked sources into clean rows with Gaussian noise of the same L2")
     p.add_argument("--epochs", type=int, default=2, help="passes over the training pairs")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per step")
@@ -184,7 +186,7 @@ def run_harden(args: argparse.Namespace) -> int:
 
     adv = Adversary(victim=args.victim, eps=tuple(e / 255.0 for e in (args.eps or (2.0, 4.0, 8.0))),
                     steps=args.steps, lams=tuple(args.lam or (0.5, 1.0, 2.0, 4.0)), share=args.share,
-                    target_logit=args.target_logit, seed=args.seed)
+                    target_logit=args.target_logit, seed=args.seed, matched_noise=args.matched_noise)
     r = harden(args.data, args.init, args.out, adv, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                threads=args.threads, seed=args.seed, resume=args.resume, quiet=args.quiet)
     print(f"written: {Path(args.out) / 'model.json'} (validation accuracy {r.get('val_acc', float('nan')):.4f})")
