@@ -199,6 +199,8 @@ def session(device: torch.device) -> Iterator[World]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout())
     try:
         yield World(dist.get_rank(), dist.get_world_size(), local, device)
+        if owned:  # every rank leaves its last collective before any tears gloo down (else: a rare SIGABRT,
+            dist.barrier()  # "terminate called without an active exception", seen once in CI under load)
     finally:
         if owned:
             dist.destroy_process_group()
