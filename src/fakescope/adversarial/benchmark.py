@@ -43,7 +43,7 @@ from .protocol import (
     attack_tag,
     build_attack_sets,
     checkpoint_detectors,
-    evaluate_detector,
+    evaluate_scores,
     false_positive_rates,
     fit_detector,
     gaussian_like,
@@ -82,12 +82,6 @@ class _Bench:
         attacked image)."""
         keep = idx[self.sets[tag]["changed"][idx]]
         return self.images[keep], self.sets[tag]["images"][keep]
-
-    def fooled_pairs(self, tag: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``pairs`` restricted to the attacked copies that fool the victim (a failed attack is no threat)."""
-        s = self.sets[tag]
-        keep = idx[s["changed"][idx] & s["fooled"][idx]]
-        return self.images[keep], s["images"][keep]
 
     def mark_fooled(self, net: Net) -> None:
         """``sets[tag]["fooled"]``: whether the victim's prediction on each attacked copy differs from its label."""
@@ -268,27 +262,31 @@ def _evaluate(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], ckpt
         whole = by_train.get("clean") or by_train.get("checkpoint")  # evaluated on every attack
         if whole is not None:
             for tag in b.tags:
-                per_attack.append(_row(name, next(iter(by_train)), tag, b.sets[tag],
-                                       evaluate_detector(whole, *b.pairs(tag, b.te)), ckpt_info.get(name),
-                                       _fooled(whole, b, tag)))
+                per_attack.append(_row(name, next(iter(by_train)), tag, b.sets[tag], *_test_pairs(whole, b, tag),
+                                       ckpt=ckpt_info.get(name)))
             continue
-        grid = {a: {t: evaluate_detector(d, *b.pairs(t, b.te)) for t in b.tags} for a, d in by_train.items()}
+        scored = {a: {t: _test_pairs(d, b, t) for t in b.tags} for a, d in by_train.items()}
+        grid = {a: {t: m for t, (m, _) in row.items()} for a, row in scored.items()}
         cross[name] = {"train": list(grid), "test": b.tags,
                        "auroc": [[grid[a][t]["auroc"] for t in b.tags] for a in grid],
                        "tpr_at_5fpr": [[grid[a][t]["tpr_at_5fpr"] for t in b.tags] for a in grid],
                        "tpr_at_threshold": [[grid[a][t].get("tpr") for t in b.tags] for a in grid]}
-        per_attack += [_row(name, a, a, b.sets[a], grid[a][a], fooled=_fooled(d, b, a)) for a, d in by_train.items()]
+        per_attack += [_row(name, a, a, b.sets[a], *scored[a][a]) for a in scored]
     return per_attack, cross
 
 
-def _fooled(det: AdversarialDetector, b: _Bench, tag: str) -> dict[str, Any]:
-    """AUROC, TPR at 5% FPR and at the threshold on the test attacks that fool the victim (``n_fooled`` of them)."""
-    clean, adv = b.fooled_pairs(tag, b.te)
-    if not len(adv):
-        return {"n_fooled": 0, "auroc_fooled": None, "tpr_at_5fpr_fooled": None, "tpr_fooled": None}
-    m = evaluate_detector(det, clean, adv)
-    return {"n_fooled": m["n_attacked"], "auroc_fooled": m["auroc"], "tpr_at_5fpr_fooled": m["tpr_at_5fpr"],
-            "tpr_fooled": m.get("tpr")}
+def _test_pairs(det: AdversarialDetector, b: _Bench, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``evaluate_scores`` on the test pairs that attack ``tag`` changed, and its AUROC, TPR at 5% FPR and at the
+    threshold on those that fool the victim (``n_fooled`` of them; a failed attack is no threat); every image is
+    scored once."""
+    s, te = b.sets[tag], b.te
+    keep = te[s["changed"][te]]
+    clean, attacked = det.score(b.images[keep]), det.score(s["images"][keep])
+    fooled = s["fooled"][keep]
+    m = evaluate_scores(clean[fooled], attacked[fooled], det.threshold)
+    return evaluate_scores(clean, attacked, det.threshold), {
+        "n_fooled": m["n_attacked"], "auroc_fooled": m["auroc"], "tpr_at_5fpr_fooled": m["tpr_at_5fpr"],
+        "tpr_fooled": m.get("tpr")}
 
 
 def _noisy_negatives(b: _Bench, fitted: dict[str, dict[str, AdversarialDetector]], seed: int,
@@ -364,7 +362,7 @@ def _plots(per_attack: list[dict[str, Any]], cross: dict[str, dict[str, Any]], r
 
 
 def _row(det: str, trained_on: str, tag: str, s: dict[str, Any], m: dict[str, Any],
-         ckpt: dict[str, Any] | None = None, fooled: dict[str, Any] | None = None) -> dict[str, Any]:
+         fooled: dict[str, Any] | None = None, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"detector": det, "trained_on": trained_on, "attack": s["attack"], "eps": s["eps"], "tag": tag,
             "threshold_source": ckpt["threshold_source"] if ckpt else "val-fpr",
             "attack_success_rate": s["stats"].get("success_rate"), **m, **(fooled or {})}
