@@ -37,7 +37,7 @@ from fakescope.data import train_val_split
 from fakescope.io import atomic_open, sha256_file
 from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint
 from fakescope.models.srm import SRMStem, srm_kernels
-from tests.helpers.adversarial import structured, tiny_victim
+from tests.helpers.adversarial import structured
 
 EPS = 8 / 255
 # Small budgets for the slow ART attacks so the registry-wide tests stay fast; the defaults are exercised elsewhere.
@@ -52,11 +52,6 @@ def block_noise(x: np.ndarray, amplitude: int = 8, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     s = rng.choice([-amplitude, amplitude], size=(len(x), x.shape[1] // 2, x.shape[2] // 2, 3))
     return np.clip(x.astype(np.int64) + s.repeat(2, 1).repeat(2, 2), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,9 @@ from fakescope.adversarial.adaptive import adaptive_curve
 from fakescope.adversarial.benchmark import format_benchmark
 from fakescope.data import ImageSet
 from fakescope.models import CIFAR10_CLASSES, Net
-from tests.helpers.adversarial import structured, tiny_victim
+from tests.helpers.adversarial import structured
 
 FAST_RESIDUAL = {"epochs": 2, "width": 4, "batch_size": 16}
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
 
 
 @pytest.mark.slow

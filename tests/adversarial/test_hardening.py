@@ -10,21 +10,11 @@ import pytest
 import torch
 
 from fakescope.adversarial.hardening import Adversary, adversary_transform, detector_logit, harden
-from fakescope.models import ModelSpec, Net, load_checkpoint, save_checkpoint
+from fakescope.models import ModelSpec, Net, load_checkpoint
 from fakescope.models.guarded import residual_part
 from fakescope.training.config import TrainConfig
 from fakescope.training.loop import fit
-from tests.helpers.adversarial import attack_folder, structured, tiny_victim
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
-
-
-@pytest.fixture(scope="module")
-def victim_ckpt(victim: Net, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_checkpoint(victim, tmp_path_factory.mktemp("victim") / "model.json")
+from tests.helpers.adversarial import attack_folder, structured
 
 
 def _detector(seed: int = 0) -> Net:

@@ -13,12 +13,7 @@ from fakescope.adversarial import create_attack, list_attacks, run_attack
 from fakescope.adversarial.attacks.base import L2_EPS, LINF_EPS
 from fakescope.adversarial.attacks.pgd import descent_direction, pgd_linf, project_linf, uniform_noise
 from fakescope.models import Net
-from tests.helpers.adversarial import structured, tiny_victim
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
+from tests.helpers.adversarial import structured
 
 
 def _linear(w: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

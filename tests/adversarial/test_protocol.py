@@ -39,20 +39,10 @@ from fakescope.models import CIFAR10_CLASSES, ModelSpec, Net, save_checkpoint
 from fakescope.studies.reproduce_adversarial import format_reproduce_adversarial, reproduce_adversarial
 from fakescope.training.config import TrainConfig
 from fakescope.training.loop import fit
-from tests.helpers.adversarial import structured, tiny_victim
+from tests.helpers.adversarial import structured
 
 FAST_RESIDUAL = {"epochs": 3, "width": 4, "batch_size": 16}
 TINY_ATTACKS = [("fgsm", 2 / 255), ("fgsm", 8 / 255), ("pgd", 8 / 255), ("deepfool-fast", None)]
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
-
-
-@pytest.fixture(scope="module")
-def victim_ckpt(victim: Net, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_checkpoint(victim, tmp_path_factory.mktemp("victim") / "victim")
 
 
 # ---- CIFAR-10 python batches ------------------------------------------------------------------------------------

@@ -19,14 +19,9 @@ from fakescope.adversarial import (
 )
 from fakescope.adversarial.protocol import fit_detector
 from fakescope.models import Net, resolve
-from tests.helpers.adversarial import structured, tiny_victim
+from tests.helpers.adversarial import structured
 
 TINY_RESIDUAL = {"epochs": 2, "width": 4, "batch_size": 16, "threads": 1}
-
-
-@pytest.fixture(scope="module")
-def victim() -> Net:
-    return tiny_victim()
 
 
 @pytest.fixture(scope="module")
