@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Adversary:
     seed: int = 0
     tta: bool = True
     matched_noise: bool = True  # the attacked sources, with Gaussian noise of the same L2, become clean rows
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.eps, self.lams = tuple(float(e) for e in self.eps), tuple(float(v) for v in self.lams)
